@@ -22,7 +22,7 @@ export async function importFile(tx: Client, path: string): Promise<StoredObject
   return importStream(tx, createReadStream(path, { highWaterMark: CHUNK_BYTES }));
 }
 
-export async function importStream(tx: Client, source: AsyncIterable<Buffer | Uint8Array>): Promise<StoredObject> {
+export async function importStream(tx: Client, source: AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array>): Promise<StoredObject> {
   const { rows } = await tx.query<{ oid: number }>('SELECT lo_create(0) AS oid');
   const oid = rows[0]!.oid;
   const hash = createHash('sha256');

@@ -1,0 +1,51 @@
+/** `reelay accounts add|list`. */
+import { listAccounts, upsertAccount } from '../core/accounts.ts';
+import type { Context } from '../core/context.ts';
+import { MESSAGES, PublishError, UserError } from '../core/errors.ts';
+import { ensureWorkspace } from '../core/workspaces.ts';
+import { blueskyLogin } from '../worker/platforms/bluesky.ts';
+import { platformDeps } from '../worker/publish.ts';
+import type { CommandIo } from './posts.ts';
+
+export interface AddBlueskyOptions {
+  handle: string;
+  appPassword: string;
+  service?: string;
+  workspace: string;
+}
+
+export async function addBluesky(ctx: Context, options: AddBlueskyOptions, io: CommandIo): Promise<number> {
+  const service = options.service ?? ctx.config.platforms.bluesky.service;
+  const deps = platformDeps(ctx, 'bluesky', ctx.log.child({ component: 'accounts' }), AbortSignal.timeout(30_000));
+  let login: Awaited<ReturnType<typeof blueskyLogin>>;
+  try {
+    login = await blueskyLogin({ identifier: options.handle.replace(/^@/, ''), appPassword: options.appPassword, service }, deps);
+  } catch (error) {
+    if (error instanceof PublishError && error.code === 'auth') throw new UserError(MESSAGES.accountAuthFailed('Bluesky', options.handle));
+    if (error instanceof PublishError) throw new UserError(MESSAGES.accountUnreachable('Bluesky', service));
+    throw error;
+  }
+  await ensureWorkspace(ctx.pool, options.workspace, ctx.config.defaults.timeZone);
+  const account = await upsertAccount(ctx.pool, ctx.secrets, {
+    workspaceId: options.workspace,
+    platform: 'bluesky',
+    handle: login.handle,
+    remoteId: login.did,
+    credentials: login.credentials,
+    expiresAt: login.expiresAt,
+  });
+  io.out(`Linked Bluesky @${account.handle} (${login.did}) in workspace ${options.workspace}.`);
+  return 0;
+}
+
+export async function accountsList(ctx: Context, options: { workspace: string; json?: boolean }, io: CommandIo): Promise<number> {
+  const accounts = await listAccounts(ctx.pool, options.workspace);
+  if (options.json) {
+    io.out(JSON.stringify(accounts.map((a) => ({ id: a.id, platform: a.platform, handle: a.handle, state: a.state, remoteId: a.remote_id }))));
+  } else if (accounts.length === 0) {
+    io.out(`No accounts linked in workspace ${options.workspace}. Add one: reelay accounts add bluesky --handle H --app-password P`);
+  } else {
+    io.out(accounts.map((a) => `${a.platform.padEnd(10)} @${a.handle.padEnd(30)} ${a.state}${a.last_error ? ` — ${a.last_error}` : ''}`).join('\n'));
+  }
+  return 0;
+}

@@ -1,0 +1,163 @@
+/**
+ * The `reelay` command. Exit codes: 0 done (or scheduled), 1 a delivery failed, 2 bad input or
+ * usage — with a clear message and nothing half-written.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { loadConfig, type Config } from '../core/config.ts';
+import { createContext, type Context } from '../core/context.ts';
+import { ConfigError, UserError } from '../core/errors.ts';
+import { createLogger } from '../core/log.ts';
+import { migrate } from '../core/migrate.ts';
+import { isWorkspaceId } from '../core/workspaces.ts';
+import { accountsList, addBluesky } from './accounts.ts';
+import { postCommand, postsCancel, postsList, postsRetry, postsShow, type CommandIo } from './posts.ts';
+import { runDemo } from './demo.ts';
+import { runServers } from './servers.ts';
+
+const io: CommandIo = { out: (text) => process.stdout.write(text + '\n') };
+
+/** Runs a command that needs the database, closing everything afterwards. */
+async function withContext(config: Config, defaultLevel: string, fn: (ctx: Context) => Promise<number>): Promise<number> {
+  const log = createLogger({ level: config.log.level ?? defaultLevel });
+  const ctx = await createContext({ config, log });
+  try {
+    return await fn(ctx);
+  } finally {
+    await ctx.close();
+  }
+}
+
+function workspaceOption(): Option {
+  return new Option('--workspace <id>', 'workspace: cli, telegram:<chat_id> or discord:<guild_id>').default('cli').argParser((value: string) => {
+    if (!isWorkspaceId(value)) throw new UserError(`Unknown workspace "${value}". Use cli, telegram:<chat_id> or discord:<guild_id>.`);
+    return value;
+  });
+}
+
+export function buildProgram(run: (code: Promise<number>) => void): Command {
+  const program = new Command('reelay')
+    .description('Post and schedule short videos to every platform, from chat or the command line.')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  const config = () => loadConfig();
+
+  const accounts = program.command('accounts').description('linked platform accounts');
+  accounts
+    .command('add')
+    .description('link an account (Bluesky: handle + app password)')
+    .argument('<platform>', 'bluesky')
+    .requiredOption('--handle <handle>', 'the account handle, e.g. alice.bsky.social')
+    .requiredOption('--app-password <password>', 'an app password (Settings > App passwords), never your main password')
+    .option('--service <url>', 'PDS or entryway URL (default BLUESKY_SERVICE)')
+    .addOption(workspaceOption())
+    .action((platform: string, options: { handle: string; appPassword: string; service?: string; workspace: string }) => {
+      if (platform !== 'bluesky') {
+        throw new UserError(`Linking ${platform} from the CLI is not supported yet; only bluesky can be added here.`);
+      }
+      run(withContext(config(), 'warn', (ctx) => addBluesky(ctx, options, io)));
+    });
+  accounts
+    .command('list')
+    .description('list linked accounts')
+    .addOption(workspaceOption())
+    .option('--json', 'print JSON')
+    .action((options: { workspace: string; json?: boolean }) => run(withContext(config(), 'warn', (ctx) => accountsList(ctx, options, io))));
+
+  program
+    .command('post')
+    .description('post a video now, or at a time with --at')
+    .argument('<file>', 'the video file')
+    .requiredOption('--to <targets>', 'where to post: bluesky, bluesky:handle, several comma-separated, or all')
+    .option('--at <when>', 'when: an ISO time, "tomorrow 6pm", "in 2 hours" (in --tz or the workspace timezone)')
+    .option('--caption <text>', 'the caption', '')
+    .option('--tz <zone>', 'IANA timezone for --at, e.g. Europe/Berlin')
+    .option('--wait', 'return when every delivery is done (runs a worker in-process if none is running)')
+    .option('--json', 'print one JSON object')
+    .addOption(workspaceOption())
+    .action((file: string, options: { to: string; at?: string; caption?: string; tz?: string; wait?: boolean; json?: boolean; workspace: string }) =>
+      run(withContext(config(), 'warn', (ctx) => postCommand(ctx, file, options, io))),
+    );
+
+  const posts = program.command('posts').description('inspect and manage posts');
+  posts
+    .command('list')
+    .addOption(workspaceOption())
+    .option('--json', 'print JSON')
+    .action((options: { workspace: string; json?: boolean }) => run(withContext(config(), 'warn', (ctx) => postsList(ctx, options, io))));
+  posts
+    .command('show')
+    .argument('<id>', 'post id (or a unique prefix)')
+    .addOption(workspaceOption())
+    .option('--json', 'print JSON')
+    .action((id: string, options: { workspace: string; json?: boolean }) => run(withContext(config(), 'warn', (ctx) => postsShow(ctx, id, options, io))));
+  posts
+    .command('cancel')
+    .argument('<id>', 'post id (or a unique prefix)')
+    .addOption(workspaceOption())
+    .option('--json', 'print JSON')
+    .action((id: string, options: { workspace: string; json?: boolean }) => run(withContext(config(), 'warn', (ctx) => postsCancel(ctx, id, options, io))));
+  posts
+    .command('retry')
+    .argument('<id>', 'post id (or a unique prefix)')
+    .addOption(workspaceOption())
+    .option('--wait', 'wait until the retried deliveries are done')
+    .option('--json', 'print JSON')
+    .action((id: string, options: { workspace: string; json?: boolean; wait?: boolean }) => run(withContext(config(), 'warn', (ctx) => postsRetry(ctx, id, options, io))));
+
+  program
+    .command('migrate')
+    .description('apply database migrations')
+    .action(() =>
+      run(
+        withContext(config(), 'info', async (ctx) => {
+          // createContext already migrated; say so plainly.
+          const pending = await migrate(ctx.databaseUrl, ctx.log);
+          io.out(pending.length === 0 ? 'Database is up to date.' : `Applied: ${pending.join(', ')}`);
+          return 0;
+        }),
+      ),
+    );
+  program
+    .command('worker')
+    .description('run a worker (transcode and publish jobs)')
+    .action(() => run(runServers(config(), { worker: true, http: false, bots: false })));
+  program
+    .command('start')
+    .description('run everything in one process: migrations, worker, HTTP server and the configured chat bots')
+    .action(() => run(runServers(config(), { worker: true, http: true, bots: true })));
+  program
+    .command('demo')
+    .description('post a generated clip to a local Bluesky PDS through the real pipeline (no accounts needed)')
+    .option('--keep', 'keep the demo data dir')
+    .action((options: { keep?: boolean }) => run(runDemo(io, options)));
+  return program;
+}
+
+function reportError(error: unknown): number {
+  if (error instanceof UserError) {
+    process.stderr.write(`${error.message}\n`);
+    return 2;
+  }
+  if (error instanceof ConfigError) {
+    process.stderr.write(`${error.message}\n`);
+    return 2;
+  }
+  if (error instanceof CommanderError) {
+    return error.exitCode === 0 ? 0 : 2;
+  }
+  process.stderr.write(`Unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  return 70;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let pending: Promise<number> | undefined;
+  const program = buildProgram((code) => {
+    pending = code;
+  });
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return pending ? await pending : 0;
+  } catch (error) {
+    return reportError(error);
+  }
+}

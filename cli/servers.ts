@@ -1,0 +1,34 @@
+/** `reelay start` and `reelay worker`: long-running processes with a graceful stop. */
+import { startBots } from '../bot/main.ts';
+import { startHttp } from '../bot/http.ts';
+import type { Config } from '../core/config.ts';
+import { createContext } from '../core/context.ts';
+import { createLogger } from '../core/log.ts';
+import { startWorker } from '../worker/main.ts';
+
+export async function runServers(config: Config, parts: { worker: boolean; http: boolean; bots: boolean }): Promise<number> {
+  const log = createLogger({ level: config.log.level ?? 'info' });
+  const ctx = await createContext({ config, log });
+  const stops: Array<() => Promise<void>> = [];
+  try {
+    if (parts.worker) stops.push((await startWorker(ctx)).stop);
+    if (parts.http) stops.push((await startHttp(ctx)).close);
+    if (parts.bots) stops.push((await startBots(ctx)).stop);
+  } catch (error) {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    await ctx.close();
+    throw error;
+  }
+  log.info('Reelay is running; Ctrl-C to stop.');
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'stopping: letting in-flight jobs finish');
+      resolve();
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  for (const stop of stops.reverse()) await stop().catch((error: unknown) => log.warn({ err: error }, 'error while stopping'));
+  await ctx.close();
+  return 0;
+}

@@ -1,0 +1,136 @@
+/**
+ * The chat-neutral intake: everything a request is checked against happens before the first write,
+ * then the media, the post, its deliveries and the transcode job are written in one transaction.
+ * A refused request leaves nothing behind.
+ */
+import { stat } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { listAccounts, type AccountRow } from './accounts.ts';
+import { captionProblem } from './captions.ts';
+import type { Context } from './context.ts';
+import { withTransaction } from './db.ts';
+import { MESSAGES, UserError } from './errors.ts';
+import { probe, ProbeError, type ProbeResult } from './ffmpeg.ts';
+import { sendTranscode } from './jobs.ts';
+import { importFile, insertMedia } from './media.ts';
+import { PLATFORM_SPECS, type PlatformId } from './platforms.ts';
+import { insertPost, listDeliveries, type PostWithDeliveries } from './posts.ts';
+import { parseWhen } from './schedule.ts';
+import { describeProbeFailure, inputProblem, profileProblem } from './video.ts';
+import { ensureMember, ensureWorkspace, getWorkspace } from './workspaces.ts';
+
+export interface Target {
+  platform: PlatformId;
+  handle: string | null;
+}
+
+export interface IntakeRequest {
+  workspaceId: string;
+  authorId: string;
+  filePath: string;
+  /** The name people know the file by (the chat attachment's name), for messages. */
+  filename?: string;
+  caption: string;
+  targets: Target[];
+  /** All linked accounts when true (the `all` target). */
+  allTargets?: boolean;
+  when?: string;
+  timeZone?: string;
+  origin?: Record<string, unknown>;
+}
+
+export interface Intake {
+  post: PostWithDeliveries;
+  probe: ProbeResult;
+}
+
+function resolveAccounts(accounts: AccountRow[], request: IntakeRequest): AccountRow[] {
+  const live = accounts.filter((a) => a.state !== 'disabled');
+  if (request.allTargets) {
+    if (live.length === 0) throw new UserError(MESSAGES.noAccount('any platform', request.workspaceId));
+    return live;
+  }
+  if (request.targets.length === 0) throw new UserError(MESSAGES.noTargets());
+  const chosen = new Map<string, AccountRow>();
+  for (const target of request.targets) {
+    const label = PLATFORM_SPECS[target.platform].label;
+    const matches = live.filter(
+      (a) => a.platform === target.platform && (target.handle === null || a.handle.toLowerCase() === target.handle.toLowerCase()),
+    );
+    if (matches.length === 0) throw new UserError(MESSAGES.noAccount(label, request.workspaceId, target.handle ?? undefined));
+    for (const account of matches) chosen.set(account.id, account);
+  }
+  return [...chosen.values()];
+}
+
+async function probeInput(ctx: Context, path: string, name: string): Promise<ProbeResult> {
+  let size: number;
+  try {
+    const info = await stat(path);
+    if (!info.isFile()) throw new UserError(MESSAGES.fileNotFound(path));
+    size = info.size;
+  } catch (error) {
+    if (error instanceof UserError) throw error;
+    throw new UserError(MESSAGES.fileNotFound(path));
+  }
+  if (size === 0) throw new UserError(MESSAGES.fileEmpty(name));
+  let result: ProbeResult;
+  try {
+    result = await probe(path, { ffprobePath: ctx.config.media.ffprobePath });
+  } catch (error) {
+    if (error instanceof ProbeError) throw new UserError(describeProbeFailure(error, name, size));
+    throw error;
+  }
+  const problem = inputProblem(result, name);
+  if (problem) throw new UserError(problem);
+  return result;
+}
+
+export async function submitPost(ctx: Context, request: IntakeRequest): Promise<Intake> {
+  const name = request.filename ?? basename(request.filePath);
+  const workspace = await getWorkspace(ctx.pool, request.workspaceId);
+  const timeZone = request.timeZone ?? workspace?.time_zone ?? ctx.config.defaults.timeZone;
+  const now = new Date(ctx.now());
+
+  let scheduledAt = now;
+  if (request.when !== undefined) {
+    const when = parseWhen(request.when, { timeZone, now });
+    if (!when.ok) throw new UserError(when.message);
+    scheduledAt = when.at;
+  }
+
+  const accounts = resolveAccounts(await listAccounts(ctx.pool, request.workspaceId), request);
+  for (const account of accounts) {
+    const problem = captionProblem(request.caption, PLATFORM_SPECS[account.platform]);
+    if (problem) throw new UserError(problem);
+  }
+
+  const probed = await probeInput(ctx, request.filePath, name);
+  for (const account of accounts) {
+    const spec = PLATFORM_SPECS[account.platform];
+    const problem = profileProblem(probed, spec.video, spec.label);
+    if (problem) throw new UserError(problem);
+  }
+
+  const created = await withTransaction(ctx.pool, async (tx) => {
+    await ensureWorkspace(tx, request.workspaceId, ctx.config.defaults.timeZone);
+    await ensureMember(tx, request.workspaceId, request.authorId);
+    const stored = await importFile(tx, request.filePath);
+    const media = await insertMedia(tx, { workspaceId: request.workspaceId, filename: name, contentType: 'video/mp4', probe: probed, stored });
+    const { post } = await insertPost(tx, {
+      workspaceId: request.workspaceId,
+      authorId: request.authorId,
+      caption: request.caption,
+      mediaId: media.id,
+      scheduledAt,
+      timeZone,
+      origin: request.origin ?? {},
+      targets: accounts.map((a) => ({ accountId: a.id, platform: a.platform, profileKey: PLATFORM_SPECS[a.platform].video.key, caption: null })),
+      initialState: 'scheduled',
+    });
+    await sendTranscode(ctx.boss, { postId: post.id }, tx);
+    return post;
+  });
+  ctx.log.info({ component: 'intake', postId: created.id, workspaceId: request.workspaceId, targets: accounts.length }, 'post accepted');
+  return { post: { ...created, deliveries: await listDeliveries(ctx.pool, created.id) }, probe: probed };
+}

@@ -1,0 +1,99 @@
+/**
+ * A worker process's loop: one boss.work per queue, a heartbeat row so others know it is alive,
+ * and a sweep that re-queues deliveries whose job died for good.
+ */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Context } from '../core/context.ts';
+import { withTransaction } from '../core/db.ts';
+import { publishPayload, QUEUES, sendPublish, transcodePayload } from '../core/jobs.ts';
+import type { PlatformAdapter, PlatformId } from '../core/platforms.ts';
+import { listOrphanedDeliveries, setJob } from '../core/posts.ts';
+import { heartbeat, removeWorker } from '../core/workers.ts';
+import { silentNotifier, type Notifier } from './notify.ts';
+import { ADAPTERS } from './platforms/index.ts';
+import { handlePublish } from './publish.ts';
+import { handleTranscode } from './transcode.ts';
+
+export interface WorkerOptions {
+  adapters?: Partial<Record<PlatformId, PlatformAdapter>>;
+  notify?: Notifier;
+  concurrency?: number;
+  /** Seconds between polls for future-dated jobs (their start is not notified). */
+  pollingIntervalSeconds?: number;
+  sweepIntervalSeconds?: number;
+}
+
+export interface RunningWorker {
+  id: string;
+  stop(): Promise<void>;
+  /** Re-queues deliveries whose job died; returns how many. Runs on a timer too. */
+  sweep(): Promise<number>;
+}
+
+export async function startWorker(ctx: Context, options: WorkerOptions = {}): Promise<RunningWorker> {
+  const id = randomUUID();
+  const log = ctx.log.child({ component: 'worker', workerId: id });
+  const env = { ctx, adapters: options.adapters ?? ADAPTERS, notify: options.notify ?? silentNotifier };
+  const controller = new AbortController();
+  const me = { id, hostname: hostname(), pid: process.pid };
+  await heartbeat(ctx.pool, me);
+
+  const concurrency = options.concurrency ?? ctx.config.worker.concurrency;
+  const polling = { pollingIntervalSeconds: options.pollingIntervalSeconds ?? 1, notifyPollingIntervalSeconds: options.pollingIntervalSeconds ?? 1 };
+  const workIds = [
+    await ctx.boss.work(QUEUES.transcode, { ...polling, localConcurrency: Math.max(1, Math.floor(concurrency / 2)) }, async (jobs) => {
+      for (const job of jobs) {
+        const { postId } = transcodePayload.parse(job.data);
+        await handleTranscode(ctx, env.notify, postId, controller.signal);
+      }
+    }),
+    await ctx.boss.work(QUEUES.publish, { ...polling, localConcurrency: concurrency }, async (jobs) => {
+      for (const job of jobs) {
+        const { deliveryId } = publishPayload.parse(job.data);
+        await handlePublish(env, deliveryId, job.id, controller.signal);
+      }
+    }),
+  ];
+
+  const sweep = async (): Promise<number> => {
+    const orphans = await listOrphanedDeliveries(ctx.pool, new Date(ctx.now()));
+    for (const delivery of orphans) {
+      await withTransaction(ctx.pool, async (tx) => {
+        const jobId = await sendPublish(ctx.boss, { deliveryId: delivery.id }, new Date(ctx.now()), tx);
+        await setJob(tx, delivery.id, jobId);
+      });
+      log.warn({ deliveryId: delivery.id, state: delivery.state }, 'delivery had no live job; re-queued');
+    }
+    return orphans.length;
+  };
+
+  const beat = setInterval(() => {
+    heartbeat(ctx.pool, me).catch((error: unknown) => log.warn({ err: error }, 'heartbeat failed'));
+  }, 10_000);
+  const sweeper = setInterval(() => {
+    sweep().catch((error: unknown) => log.warn({ err: error }, 'sweep failed'));
+  }, (options.sweepIntervalSeconds ?? 60) * 1000);
+  beat.unref();
+  sweeper.unref();
+  await sweep();
+  log.info({ concurrency }, 'worker started');
+
+  let stopped = false;
+  return {
+    id,
+    sweep,
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(beat);
+      clearInterval(sweeper);
+      // In-flight jobs finish (or checkpoint) before we go; pg-boss waits for them.
+      const [transcodeWork, publishWork] = workIds;
+      await ctx.boss.offWork(QUEUES.transcode, { id: transcodeWork, wait: true }).catch(() => undefined);
+      await ctx.boss.offWork(QUEUES.publish, { id: publishWork, wait: true }).catch(() => undefined);
+      await removeWorker(ctx.pool, id).catch(() => undefined);
+      log.info('worker stopped');
+    },
+  };
+}

@@ -1,0 +1,10 @@
+/**
+ * The platform registry: every adapter the worker can publish with. A platform without an adapter
+ * here cannot be linked, so intake never accepts it.
+ */
+import type { PlatformAdapter, PlatformId } from '../../core/platforms.ts';
+import { bluesky } from './bluesky.ts';
+
+export const ADAPTERS: Partial<Record<PlatformId, PlatformAdapter>> = {
+  bluesky,
+};

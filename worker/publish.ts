@@ -1,0 +1,184 @@
+/**
+ * The one publish handler: load the delivery, refresh credentials, publish or check, record the
+ * outcome, schedule the next step. Rules it keeps:
+ * - a delivery found terminal (or cancelled, or awaiting approval) is left alone;
+ * - a delivery with a remote id is only ever `check`ed, never published again;
+ * - adapters checkpoint platform ids before the call that depends on them and ask the platform
+ *   before repeating a non-idempotent call, so a resumed attempt cannot post twice;
+ * - retries follow the one policy in core/jobs.ts; polling is a new job with `startAfter`.
+ */
+import { getAccount, setAccountState, withLockedCredentials } from '../core/accounts.ts';
+import type { Context } from '../core/context.ts';
+import { withTransaction } from '../core/db.ts';
+import { describePublishError, MESSAGES, PublishError } from '../core/errors.ts';
+import { nextAttempt, sendPublish } from '../core/jobs.ts';
+import type { Logger } from '../core/log.ts';
+import { getRendition, renditionOpener } from '../core/media.ts';
+import type { Credentials, PlatformAdapter, PlatformDeps, PlatformId, PublishInput, PublishResult } from '../core/platforms.ts';
+import { getDelivery, getPost, isTerminal, saveCheckpoint, setJob, transition, type DeliveryRow, type DeliveryView } from '../core/posts.ts';
+import type { Notifier } from './notify.ts';
+
+export interface PublishEnvironment {
+  ctx: Context;
+  adapters: Partial<Record<PlatformId, PlatformAdapter>>;
+  notify: Notifier;
+}
+
+/** Kills the process at a named point when the crash harness asks for it (tests only). */
+export function crashPointFor(ctx: Context): (name: string) => void {
+  const target = ctx.config.testing.crashAt;
+  return (name) => {
+    if (target && target === name) {
+      ctx.log.warn({ crashPoint: name }, 'crash point reached: SIGKILL');
+      process.kill(process.pid, 'SIGKILL');
+    }
+  };
+}
+
+export function platformDeps(ctx: Context, platform: PlatformId, log: Logger, signal: AbortSignal): PlatformDeps {
+  const urls: Record<PlatformId, Record<string, string>> = {
+    bluesky: { service: ctx.config.platforms.bluesky.service },
+    tiktok: {},
+    instagram: {},
+    youtube: {},
+    facebook: {},
+    x: {},
+    linkedin: {},
+    pinterest: {},
+    threads: {},
+  };
+  return { fetch: ctx.fetch, signal, log, now: ctx.now, urls: urls[platform], crashPoint: crashPointFor(ctx) };
+}
+
+/** Anything an adapter throws becomes a PublishError; a bug in an adapter is an unknown outcome. */
+function asPublishError(error: unknown): PublishError {
+  if (error instanceof PublishError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new PublishError('unknown', message, { retryable: true, outcomeUnknown: true });
+}
+
+async function freshCredentials(env: PublishEnvironment, adapter: PlatformAdapter, delivery: DeliveryView, deps: PlatformDeps, force: boolean): Promise<Credentials> {
+  const { ctx } = env;
+  return withLockedCredentials(ctx.pool, ctx.secrets, delivery.account_id, async (credentials) => {
+    if (!adapter.refresh) return { result: credentials };
+    const refreshed = await adapter.refresh(credentials, deps, { force });
+    if (!refreshed) return { result: credentials };
+    return { credentials: refreshed.credentials, expiresAt: refreshed.expiresAt, result: refreshed.credentials };
+  });
+}
+
+export async function handlePublish(env: PublishEnvironment, deliveryId: string, jobId: string, signal: AbortSignal): Promise<void> {
+  const { ctx } = env;
+  const log = ctx.log.child({ component: 'publish', deliveryId, jobId });
+  const delivery = await getDelivery(ctx.pool, deliveryId);
+  if (!delivery) return log.warn('delivery vanished');
+  if (isTerminal(delivery.state) || delivery.state === 'awaiting_approval') return log.debug({ state: delivery.state }, 'nothing to do');
+  const post = await getPost(ctx.pool, delivery.post_id);
+  if (!post || post.media_state !== 'ready' || !delivery.rendition_id) return log.warn('media not ready; the transcode job will queue this delivery');
+
+  const adapter = env.adapters[delivery.platform];
+  if (!adapter) {
+    const failed = await transition(ctx.pool, delivery.id, 'failed', { errorCode: 'rejected', error: MESSAGES.notAvailable(delivery.platform) });
+    if (failed) await env.notify.deliveryChanged(failed.id);
+    return;
+  }
+  const account = await getAccount(ctx.pool, delivery.account_id);
+  if (!account || account.state === 'disabled') {
+    const failed = await transition(ctx.pool, delivery.id, 'failed', { errorCode: 'auth', error: MESSAGES.platformAuth(adapter.spec.label) });
+    if (failed) await env.notify.deliveryChanged(failed.id);
+    return;
+  }
+
+  // Polling a processing delivery is not a new attempt; anything else is.
+  const checking = delivery.state === 'processing' && delivery.remote_id !== null;
+  const current = checking
+    ? delivery
+    : await transition(ctx.pool, delivery.id, 'publishing', { incrementAttempts: true, jobId, error: null, errorCode: null });
+  if (!current) return log.debug('another actor moved the delivery first');
+  if (!checking) await env.notify.deliveryChanged(delivery.id);
+
+  const rendition = await getRendition(ctx.pool, delivery.rendition_id);
+  if (!rendition) throw new Error(`Rendition ${delivery.rendition_id} is missing.`);
+  const probe = rendition.probe as { width?: number; height?: number; durationSeconds?: number };
+  const deps = platformDeps(ctx, delivery.platform, log, signal);
+  let checkpoint = current.checkpoint;
+
+  const attempt = async (force: boolean): Promise<PublishResult> => {
+    const credentials = await freshCredentials(env, adapter, delivery, deps, force);
+    const input: PublishInput = {
+      deliveryId: delivery.id,
+      createdAt: delivery.created_at,
+      caption: delivery.caption ?? post.caption,
+      rendition: {
+        id: rendition.id,
+        size: rendition.size,
+        sha256: rendition.sha256,
+        contentType: 'video/mp4',
+        width: probe.width ?? 0,
+        height: probe.height ?? 0,
+        durationSeconds: probe.durationSeconds ?? 0,
+        open: renditionOpener(ctx.pool, rendition),
+      },
+      account: { id: account.id, handle: account.handle, remoteId: account.remote_id },
+      credentials,
+      checkpoint,
+      saveCheckpoint: async (patch) => {
+        checkpoint = await saveCheckpoint(ctx.pool, delivery.id, patch);
+      },
+    };
+    return checking && current.remote_id ? adapter.check(current.remote_id, input, deps) : adapter.publish(input, deps);
+  };
+
+  let result: PublishResult;
+  try {
+    try {
+      result = await attempt(false);
+    } catch (error) {
+      const first = asPublishError(error);
+      // An expired access token is cured by a forced refresh, once, right away.
+      if (first.code !== 'auth' || !first.retryable) throw first;
+      log.info('access token expired mid-flow; refreshing');
+      result = await attempt(true);
+    }
+  } catch (error) {
+    await recordFailure(env, current, asPublishError(error), log, adapter.spec.label);
+    return;
+  }
+
+  deps.crashPoint('worker.before_record');
+  if (result.status === 'published') {
+    const published = await transition(ctx.pool, delivery.id, 'published', { remoteId: result.remoteId, url: result.url, publishedAt: new Date(ctx.now()), error: null, errorCode: null });
+    log.info({ url: result.url }, 'published');
+    if (published) await env.notify.deliveryChanged(delivery.id);
+    return;
+  }
+  await withTransaction(ctx.pool, async (tx) => {
+    const moved = await transition(tx, delivery.id, 'processing', { remoteId: result.remoteId });
+    if (!moved) return;
+    const next = await sendPublish(ctx.boss, { deliveryId: delivery.id }, new Date(ctx.now() + result.checkAfterSeconds * 1000), tx);
+    await setJob(tx, delivery.id, next);
+  });
+  log.info({ remoteId: result.remoteId, checkAfterSeconds: result.checkAfterSeconds }, 'processing on the platform');
+  await env.notify.deliveryChanged(delivery.id);
+}
+
+async function recordFailure(env: PublishEnvironment, delivery: DeliveryRow, error: PublishError, log: Logger, label: string): Promise<void> {
+  const { ctx } = env;
+  const decision = nextAttempt(error, delivery.attempts);
+  log.warn({ code: error.code, status: error.status, detail: error.detail, retry: decision }, 'publish attempt failed');
+  if (error.code === 'auth' && !error.retryable) {
+    await setAccountState(ctx.pool, delivery.account_id, 'needs_reauth', error.detail);
+  }
+  if (decision.retry) {
+    await withTransaction(ctx.pool, async (tx) => {
+      const waiting = await transition(tx, delivery.id, 'scheduled', { errorCode: error.code, error: describePublishError(label, error) });
+      if (!waiting) return;
+      const next = await sendPublish(ctx.boss, { deliveryId: delivery.id }, new Date(ctx.now() + decision.delaySeconds * 1000), tx);
+      await setJob(tx, delivery.id, next);
+    });
+  } else {
+    await transition(ctx.pool, delivery.id, 'failed', { errorCode: error.code, error: describePublishError(label, error) });
+  }
+  await env.notify.deliveryChanged(delivery.id);
+}
+
