@@ -4,7 +4,7 @@
  * and the post goes queue -> transcode -> publish like any other.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../core/config.ts';
@@ -36,13 +36,21 @@ export async function runDemo(io: CommandIo, options: { keep?: boolean } = {}): 
   const started = Date.now();
   const step = (text: string) => io.out(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${text}`);
   const dir = await mkdtemp(join(tmpdir(), 'reelay-demo-'));
+  // The embedded Postgres runs as the postgres user when we are root: it must traverse this dir.
+  await chmod(dir, 0o755);
   const config = loadConfig({ REELAY_DATA_DIR: join(dir, 'data'), DATABASE_URL: '', REELAY_SECRET_KEY: '' });
   const log = createLogger({ level: config.log.level ?? 'warn' });
   let pds: Awaited<ReturnType<typeof startPds>> | undefined;
   let ctx: Awaited<ReturnType<typeof createContext>> | undefined;
   try {
     step('Starting an embedded Postgres and a local Bluesky PDS ...');
-    [ctx, pds] = await Promise.all([createContext({ config, log }), startPds({ tmpDir: join(dir, 'pds') })]);
+    // Both start at once; if either fails, the other must still be stopped or the process hangs.
+    const [database, server] = await Promise.allSettled([createContext({ config, log }), startPds({ tmpDir: join(dir, 'pds') })]);
+    if (database.status === 'fulfilled') ctx = database.value;
+    if (server.status === 'fulfilled') pds = server.value;
+    if (database.status === 'rejected') throw database.reason;
+    if (server.status === 'rejected') throw server.reason;
+    if (!ctx || !pds) throw new Error('unreachable');
     const account = await pds.createAccount('alice.test');
     step(`PDS at ${pds.url}; account @${account.handle} with an app password.`);
 

@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { z } from 'zod';
+import { ConfigError } from './errors.ts';
 import type { Logger } from './log.ts';
 
 const RUNNING_FILE = 'postgres.json';
@@ -104,6 +105,15 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<D
   mkdirSync(dataDir, { recursive: true });
   // Postgres runs as the `postgres` OS user when we are root: it must be able to traverse here.
   chmodSync(dataDir, 0o755);
+  if (process.getuid?.() === 0) {
+    const blocked = untraversableAncestor(dataDir);
+    if (blocked) {
+      throw new ConfigError([
+        `REELAY_DATA_DIR: ${dataDir} is inside ${blocked}, which the postgres user cannot enter (running as root, the embedded Postgres runs as "postgres"). ` +
+          `Choose a data dir outside it, or allow traversal: chmod o+x ${blocked}`,
+      ]);
+    }
+  }
 
   return withStartLock(dataDir, async () => {
     const running = readRunning(dataDir);
@@ -186,7 +196,13 @@ async function ensureDatabase(adminUrl: string): Promise<void> {
   }
 }
 
-/** Whether a path's permissions let the postgres user in (for a clear error instead of initdb's). */
-export function isTraversable(path: string): boolean {
-  return (statSync(path).mode & 0o001) !== 0;
+/** The first ancestor the postgres user cannot traverse, for a clear error instead of initdb's. */
+function untraversableAncestor(path: string): string | null {
+  let current = dirname(path);
+  for (;;) {
+    if ((statSync(current).mode & 0o001) === 0) return current;
+    const parent = dirname(current);
+    if (parent === current) return null;
+    current = parent;
+  }
 }
