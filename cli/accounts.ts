@@ -15,7 +15,7 @@ export interface AddBlueskyOptions {
 }
 
 export async function addBluesky(ctx: Context, options: AddBlueskyOptions, io: CommandIo): Promise<number> {
-  const service = options.service ?? ctx.config.platforms.bluesky.service;
+  const service = options.service ?? ctx.config.platforms.bluesky.urls.service ?? 'https://bsky.social';
   const deps = platformDeps(ctx, 'bluesky', ctx.log.child({ component: 'accounts' }), AbortSignal.timeout(30_000));
   let login: Awaited<ReturnType<typeof blueskyLogin>>;
   try {

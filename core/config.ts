@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
+import type { OAuthClient, PlatformId } from './platforms.ts';
 
 const optionalString = z
   .string()
@@ -46,6 +47,17 @@ export const ENV_SCHEMA = z.object({
   FFMPEG_PATH: z.string().default('ffmpeg').describe('ffmpeg binary.'),
   FFPROBE_PATH: z.string().default('ffprobe').describe('ffprobe binary.'),
   BLUESKY_SERVICE: url('https://bsky.social').describe('Default Bluesky PDS or entryway for new accounts.'),
+  TIKTOK_API_URL: url('https://open.tiktokapis.com').describe('TikTok API base URL (a simulator in tests).'),
+  TIKTOK_CLIENT_KEY: optionalString.describe('TikTok app client key (token refresh and linking).'),
+  TIKTOK_CLIENT_SECRET: optionalString.describe('TikTok app client secret.'),
+  YOUTUBE_API_URL: url('https://www.googleapis.com').describe('YouTube Data API base URL.'),
+  YOUTUBE_UPLOAD_URL: url('https://www.googleapis.com/upload').describe('YouTube resumable upload base URL.'),
+  GOOGLE_TOKEN_URL: url('https://oauth2.googleapis.com/token').describe('Google OAuth token endpoint.'),
+  GOOGLE_CLIENT_ID: optionalString.describe('Google OAuth client id (YouTube).'),
+  GOOGLE_CLIENT_SECRET: optionalString.describe('Google OAuth client secret.'),
+  X_API_URL: url('https://api.x.com').describe('X API base URL (media upload, posts, OAuth token).'),
+  X_CLIENT_ID: optionalString.describe('X OAuth 2.0 client id.'),
+  X_CLIENT_SECRET: optionalString.describe('X OAuth 2.0 client secret (confidential clients).'),
   TELEGRAM_BOT_TOKEN: optionalString.describe('Enables the Telegram bot.'),
   DISCORD_TOKEN: optionalString.describe('Enables the Discord bot (with DISCORD_APPLICATION_ID).'),
   DISCORD_APPLICATION_ID: optionalString.describe('Discord application id, for slash commands.'),
@@ -62,12 +74,17 @@ export interface Config {
   readonly http: { readonly host: string; readonly port: number; readonly publicBaseUrl: string | undefined };
   readonly worker: { readonly concurrency: number };
   readonly media: { readonly ffmpegPath: string; readonly ffprobePath: string };
-  readonly platforms: { readonly bluesky: { readonly service: string } };
+  /** Per platform: base URLs (adapters never hard-code hosts) and the app's OAuth client. */
+  readonly platforms: Readonly<Record<PlatformId, { readonly urls: Readonly<Record<string, string>>; readonly client: OAuthClient | null }>>;
   readonly chat: {
     readonly telegram: { readonly token: string | undefined };
     readonly discord: { readonly token: string | undefined; readonly applicationId: string | undefined };
   };
   readonly testing: { readonly crashAt: string | undefined };
+}
+
+function oauthClient(clientId: string | undefined, clientSecret: string | undefined): OAuthClient | null {
+  return clientId !== undefined && clientSecret !== undefined ? { clientId, clientSecret } : null;
 }
 
 function deepFreeze<T>(value: T): T {
@@ -96,7 +113,20 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     http: { host: e.HTTP_HOST, port: e.HTTP_PORT, publicBaseUrl: e.PUBLIC_BASE_URL },
     worker: { concurrency: e.WORKER_CONCURRENCY },
     media: { ffmpegPath: e.FFMPEG_PATH, ffprobePath: e.FFPROBE_PATH },
-    platforms: { bluesky: { service: e.BLUESKY_SERVICE } },
+    platforms: {
+      bluesky: { urls: { service: e.BLUESKY_SERVICE }, client: null },
+      tiktok: { urls: { api: e.TIKTOK_API_URL }, client: oauthClient(e.TIKTOK_CLIENT_KEY, e.TIKTOK_CLIENT_SECRET) },
+      youtube: {
+        urls: { api: e.YOUTUBE_API_URL, upload: e.YOUTUBE_UPLOAD_URL, token: e.GOOGLE_TOKEN_URL },
+        client: oauthClient(e.GOOGLE_CLIENT_ID, e.GOOGLE_CLIENT_SECRET),
+      },
+      x: { urls: { api: e.X_API_URL }, client: oauthClient(e.X_CLIENT_ID, e.X_CLIENT_SECRET ?? '') },
+      instagram: { urls: {}, client: null },
+      facebook: { urls: {}, client: null },
+      linkedin: { urls: {}, client: null },
+      pinterest: { urls: {}, client: null },
+      threads: { urls: {}, client: null },
+    },
     chat: {
       telegram: { token: e.TELEGRAM_BOT_TOKEN },
       discord: { token: e.DISCORD_TOKEN, applicationId: e.DISCORD_APPLICATION_ID },

@@ -11,7 +11,8 @@ export const MESSAGES = {
   noVideoStream: (name: string) => `${name} has no video track (audio only?). Send a video.`,
   corruptVideo: (name: string) => `${name} looks damaged or incomplete (ffprobe could not read it). Re-export or re-send the file.`,
   videoTooLong: (label: string, seconds: number, max: number) =>
-    `The video is ${formatDuration(seconds)} long; ${label} allows at most ${formatDuration(max)}.`,
+    // Rounded up, so a video just over the limit never reads as equal to it.
+    `The video is ${formatDuration(Math.max(Math.ceil(seconds), max + 1))} long; ${label} allows at most ${formatDuration(max)}.`,
   videoTooShort: (label: string, seconds: number, min: number) =>
     `The video is ${formatDuration(seconds)} long; ${label} needs at least ${formatDuration(min)}.`,
   videoTooBig: (label: string, bytes: number, max: number) =>

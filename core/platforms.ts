@@ -189,6 +189,11 @@ export interface PublishInput {
   saveCheckpoint(patch: Checkpoint): Promise<void>;
 }
 
+export interface OAuthClient {
+  clientId: string;
+  clientSecret: string;
+}
+
 export interface PlatformDeps {
   fetch: typeof globalThis.fetch;
   signal: AbortSignal;
@@ -196,13 +201,20 @@ export interface PlatformDeps {
   now(): number;
   /** Base URLs for this platform, from config; adapters never hard-code hosts. */
   urls: Readonly<Record<string, string>>;
+  /** The app's OAuth client for token refresh; null when not configured. */
+  oauthClient: OAuthClient | null;
   /** Test-only hook: lets the crash harness kill the process at named points. */
   crashPoint(name: string): void;
 }
 
 export type PublishResult =
   | { status: 'published'; remoteId: string; url: string }
-  | { status: 'processing'; remoteId: string; checkAfterSeconds: number };
+  | { status: 'processing'; remoteId: string; checkAfterSeconds: number }
+  /**
+   * The platform gives no way to know whether an earlier attempt posted (and asking found
+   * nothing conclusive): the worker marks the delivery `unconfirmed` and alerts, never reposting.
+   */
+  | { status: 'unconfirmed'; evidence: string };
 
 export interface RefreshResult {
   credentials: Credentials;

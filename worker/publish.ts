@@ -36,18 +36,8 @@ export function crashPointFor(ctx: Context): (name: string) => void {
 }
 
 export function platformDeps(ctx: Context, platform: PlatformId, log: Logger, signal: AbortSignal): PlatformDeps {
-  const urls: Record<PlatformId, Record<string, string>> = {
-    bluesky: { service: ctx.config.platforms.bluesky.service },
-    tiktok: {},
-    instagram: {},
-    youtube: {},
-    facebook: {},
-    x: {},
-    linkedin: {},
-    pinterest: {},
-    threads: {},
-  };
-  return { fetch: ctx.fetch, signal, log, now: ctx.now, urls: urls[platform], crashPoint: crashPointFor(ctx) };
+  const { urls, client } = ctx.config.platforms[platform];
+  return { fetch: ctx.fetch, signal, log, now: ctx.now, urls, oauthClient: client, crashPoint: crashPointFor(ctx) };
 }
 
 /** Anything an adapter throws becomes a PublishError; a bug in an adapter is an unknown outcome. */
@@ -146,6 +136,12 @@ export async function handlePublish(env: PublishEnvironment, deliveryId: string,
   }
 
   deps.crashPoint('worker.before_record');
+  if (result.status === 'unconfirmed') {
+    log.error({ evidence: result.evidence }, 'platform cannot confirm whether the post went out; not reposting');
+    const moved = await transition(ctx.pool, delivery.id, 'unconfirmed', { errorCode: 'unknown', error: `${MESSAGES.unconfirmed(adapter.spec.label)} ${result.evidence}` });
+    if (moved) await env.notify.deliveryChanged(delivery.id);
+    return;
+  }
   if (result.status === 'published') {
     const published = await transition(ctx.pool, delivery.id, 'published', { remoteId: result.remoteId, url: result.url, publishedAt: new Date(ctx.now()), error: null, errorCode: null });
     log.info({ url: result.url }, 'published');
