@@ -1,6 +1,7 @@
 /**
  * Reading WHEN: the time a person types ("tomorrow 6pm", "in 2 hours", "2026-12-01 18:00",
- * an ISO instant) turned into one exact instant in their time zone. Pure: `now` comes in.
+ * an ISO instant) turned into one exact instant in their time zone. Pure: `now` comes in, and
+ * the answer does not depend on the time zone the process runs in.
  *
  * chrono-node only knows fixed UTC offsets, not zones with DST rules, so it is handed the
  * zone's current wall-clock time dressed up as UTC and its answer is read back as wall-clock
@@ -164,14 +165,46 @@ function parseOffsetMinutes(offset: string): number | null {
 /** Everything chrono may leave around the time it found without the text meaning something else. */
 const FILLER = /^[\s,.;!]*$/;
 
+/** One reading by chrono, as wall-clock components relative to a fake-UTC reference. */
+interface ChronoHit {
+  wall: WallTime;
+  start: chrono.ParsedComponents;
+  /** "in 2 hours", "now": elapsed time from the reference, not a wall-clock time. */
+  elapsed: boolean;
+  /** chrono's instant for the components (meaningful with an offset: elapsed or certain). */
+  dateMs: number;
+}
+
 function readNatural(input: string, timeZone: string, now: Date): Reading | null {
   // chrono reasons about "tomorrow", "fri" and "6pm" (already passed?) from the reference's
   // clock, so the reference is the zone's wall clock, pretending to be UTC.
   const fakeNowMs = now.getTime() + offsetAt(now.getTime(), timeZone);
+  const hit = chronoSteady(input, fakeNowMs);
+  if (!hit) return null;
+  const { wall: parsed, start } = hit;
+
+  // "in 2 hours" is elapsed time: a DST change on the way must not stretch or shrink it. chrono
+  // also marks these with a "certain" offset, the fake reference's 0, so they are caught first.
+  if (hit.elapsed) return { kind: 'instant', at: new Date(now.getTime() + (hit.dateMs - fakeNowMs)) };
+
+  const forward = !BACKWARD_WORDS.test(input);
+  // The text named its own offset or zone abbreviation ("6pm EST", "+02:00"): a fixed offset, so
+  // the components convert to an instant directly.
+  const offsetMinutes = start.isCertain('timezoneOffset') ? start.get('timezoneOffset') : null;
+  if (offsetMinutes !== null) {
+    const toInstant = (wall: WallTime): number => wallToUtcMs(wall) - offsetMinutes * 60_000;
+    const wall = forward ? forwardInWallTime(parsed, start, fakeNowMs, (w) => toInstant(w) < now.getTime()) : parsed;
+    return wall && { kind: 'instant', at: new Date(toInstant(wall)) };
+  }
+  const wall = forward ? forwardInWallTime(parsed, start, fakeNowMs, (w) => wallToUtcMs(w) < fakeNowMs) : parsed;
+  return wall && { kind: 'wall', wall };
+}
+
+function chronoOnce(input: string, referenceMs: number): ChronoHit | null {
   // No forwardDate: chrono's ForwardDateRefiner compares a reference shifted into the process's
   // own zone with a UTC result, so on any machine not set to UTC "fri" and "dec 1" jump a week
   // or a year too far. forwardInWallTime does the same job on wall-clock values.
-  const results = chrono.parse(input, { instant: new Date(fakeNowMs), timezone: 0 });
+  const results = chrono.parse(input, { instant: new Date(referenceMs), timezone: 0 });
   // Two times ("6pm and 7pm"), a range, or words chrono skipped ("asdf 6pm", "tomorrow 25:00")
   // mean the text says something other than one time; guessing would schedule the wrong post.
   const [result] = results;
@@ -186,26 +219,55 @@ function readNatural(input: string, timeZone: string, now: Date): Reading | null
   const hour = start.get('hour');
   const minute = start.get('minute');
   if (year === null || month === null || day === null || hour === null || minute === null) return null;
-  const parsed: WallTime = { year, month, day, hour, minute, second: start.get('second') ?? 0, millisecond: start.get('millisecond') ?? 0 };
-  if (!isRealWallTime(parsed)) return null;
-
+  const wall: WallTime = { year, month, day, hour, minute, second: start.get('second') ?? 0, millisecond: start.get('millisecond') ?? 0 };
+  if (!isRealWallTime(wall)) return null;
   const tags = result.tags();
-  // "in 2 hours" is elapsed time: a DST change on the way must not stretch or shrink it. chrono
-  // also marks these with a "certain" offset, the fake reference's 0, so they are caught first.
-  if (tags.has('result/relativeDateAndTime') || tags.has('casualReference/now')) {
-    return { kind: 'instant', at: new Date(now.getTime() + (result.date().getTime() - fakeNowMs)) };
+  const elapsed = tags.has('result/relativeDateAndTime') || tags.has('casualReference/now');
+  return { wall, start, elapsed, dateMs: result.date().getTime() };
+}
+
+const WEEK_MS = 7 * DAY_MS;
+/** Around the reference chrono looks back and ahead up to about two weeks ("next monday"). */
+const REFERENCE_SPAN_MS = 15 * DAY_MS;
+
+/**
+ * chrono does its date arithmetic on JavaScript Dates in the process's own time zone. Where that
+ * zone changes its offset near the reference or the result, the fake-UTC wall clock is misread
+ * by an hour ("in 2 hours" becomes 1 or 3). Off a UTC host that happens for a few hours twice a
+ * year, so then the text is read against references whole weeks away, where the process zone is
+ * steady: if two such readings agree, the date came from the text; if they differ by exactly the
+ * shift, the reading is relative to the reference and is shifted back. Weekdays survive the shift.
+ */
+function chronoSteady(input: string, fakeNowMs: number): ChronoHit | null {
+  const plain = chronoOnce(input, fakeNowMs);
+  if (!plain || (processZoneSteady(fakeNowMs, REFERENCE_SPAN_MS) && processZoneSteady(wallToUtcMs(plain.wall), DAY_MS))) {
+    return plain;
   }
-  const forward = !BACKWARD_WORDS.test(input);
-  // The text named its own offset or zone abbreviation ("6pm EST", "+02:00"): a fixed offset, so
-  // the components convert to an instant directly.
-  const offsetMinutes = start.isCertain('timezoneOffset') ? start.get('timezoneOffset') : null;
-  if (offsetMinutes !== null) {
-    const toInstant = (wall: WallTime): number => wallToUtcMs(wall) - offsetMinutes * 60_000;
-    const wall = forward ? forwardInWallTime(parsed, start, fakeNowMs, (w) => toInstant(w) < now.getTime()) : parsed;
-    return wall && { kind: 'instant', at: new Date(toInstant(wall)) };
+  const steadyReadings: Array<{ weeks: number; hit: ChronoHit }> = [];
+  for (const weeks of [-1, 1, -2, 2, -3, 3, -4, 4, -5, 5, -6, 6]) {
+    const referenceMs = fakeNowMs + weeks * WEEK_MS;
+    if (!processZoneSteady(referenceMs, REFERENCE_SPAN_MS)) continue;
+    const hit = chronoOnce(input, referenceMs);
+    if (!hit || !processZoneSteady(wallToUtcMs(hit.wall), DAY_MS)) continue;
+    steadyReadings.push({ weeks, hit });
+    if (steadyReadings.length === 2) break;
   }
-  const wall = forward ? forwardInWallTime(parsed, start, fakeNowMs, (w) => wallToUtcMs(w) < fakeNowMs) : parsed;
-  return wall && { kind: 'wall', wall };
+  const [a, b] = steadyReadings;
+  if (!a || !b) return plain;
+  const difference = wallToUtcMs(a.hit.wall) - wallToUtcMs(b.hit.wall);
+  if (difference === 0) return a.hit;
+  if (difference === (a.weeks - b.weeks) * WEEK_MS) {
+    return { ...a.hit, wall: shiftDays(a.hit.wall, -7 * a.weeks), dateMs: a.hit.dateMs - a.weeks * WEEK_MS };
+  }
+  // Readings that move with the reference but not by whole weeks ("in 1 month"): keep the plain one.
+  return plain;
+}
+
+/** True when the process's zone keeps one offset around the fake-UTC wall time `ms`. */
+function processZoneSteady(ms: number, spanMs: number): boolean {
+  // chrono's local Date for a wall time sits within 14 hours of it, whatever the process zone.
+  const margin = spanMs + 14 * 3_600_000;
+  return new Date(ms - margin).getTimezoneOffset() === new Date(ms + margin).getTimezoneOffset();
 }
 
 /** "last friday" asks for the past on purpose; moving it to next Friday would hide that. */

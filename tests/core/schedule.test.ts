@@ -1,8 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { formatInZone, isValidTimeZone, parseWhen } from '../../core/schedule.ts';
 import type { WhenResult } from '../../core/schedule.ts';
 import { MESSAGES } from '../../core/errors.ts';
+
+const execFileAsync = promisify(execFile);
 
 function at(text: string, timeZone: string, now: string): { at: Date; display: string; timeZone: string } {
   const result = parseWhen(text, { timeZone, now: new Date(now) });
@@ -218,4 +222,52 @@ test('formatInZone', () => {
   assert.equal(formatInZone(new Date('2026-11-23T23:30:00Z'), 'UTC'), 'Mon 23 Nov 2026, 23:30 UTC');
   // Midnight is 00:00, never 24:00.
   assert.equal(formatInZone(new Date('2026-11-24T00:00:00Z'), 'UTC'), 'Tue 24 Nov 2026, 00:00 UTC');
+});
+
+test('a day and month without a year means the next one', () => {
+  assert.equal(at('dec 1 18:00', 'UTC', MONDAY).at.toISOString(), '2026-12-01T18:00:00.000Z');
+  assert.equal(at('oct 1 18:00', 'UTC', MONDAY).at.toISOString(), '2027-10-01T18:00:00.000Z');
+  assert.equal(at('23 nov 9am', 'UTC', MONDAY).at.toISOString(), '2027-11-23T09:00:00.000Z');
+});
+
+test('a weekday that has passed this week is next week, unless the text looks back', () => {
+  assert.equal(at('sun 9:30', 'UTC', MONDAY).at.toISOString(), '2026-11-29T09:30:00.000Z');
+  assert.equal(failure('last friday 9:30', 'UTC', MONDAY).reason, 'past');
+});
+
+test('a bare time with a zone abbreviation that has passed is tomorrow\'s', () => {
+  // 10:00 UTC is 05:00 EST: 4am EST has passed.
+  assert.equal(at('4am EST', 'Europe/Berlin', MONDAY).at.toISOString(), '2026-11-24T09:00:00.000Z');
+});
+
+test('readings do not depend on the time zone of the process', async () => {
+  // chrono computes with local Dates; near the process zone's own DST changes its fake-UTC
+  // reference is misread unless parseWhen steps around them. Compare a UTC process with others
+  // across both 2026 spring-forward weekends.
+  const texts = ['in 2 hours', 'now', 'tomorrow', 'tomorrow 6pm', 'fri 9:30', '2:30', 'next monday 10am', 'mar 29 2:30'];
+  const script = `
+    const { parseWhen } = await import(${JSON.stringify(new URL('../../core/schedule.ts', import.meta.url).href)});
+    const texts = ${JSON.stringify(texts)};
+    const lines = [];
+    for (const zone of ['Europe/Berlin', 'America/New_York', 'UTC']) {
+      for (const [from, to] of [['2026-03-07T12:00:00Z', '2026-03-08T18:00:00Z'], ['2026-03-28T12:00:00Z', '2026-03-29T18:00:00Z']]) {
+        for (let t = Date.parse(from); t < Date.parse(to); t += 45 * 60000) {
+          for (const text of texts) {
+            const r = parseWhen(text, { timeZone: zone, now: new Date(t) });
+            lines.push(zone + ' ' + new Date(t).toISOString() + ' ' + text + ' ' + (r.ok ? r.at.toISOString() : r.reason));
+          }
+        }
+      }
+    }
+    process.stdout.write(lines.join('\\n'));
+  `;
+  const run = async (tz: string): Promise<string[]> => {
+    const { stdout } = await execFileAsync(process.execPath, ['--input-type=module', '--eval', script], { env: { TZ: tz } });
+    return stdout.split('\n');
+  };
+  const [baseline, ...others] = await Promise.all([run('UTC'), run('Europe/Berlin'), run('America/New_York')]);
+  assert.ok(baseline && baseline.length > 1000);
+  for (const lines of others) {
+    assert.deepEqual(lines.filter((line, i) => line !== baseline[i]).slice(0, 5), []);
+  }
 });
