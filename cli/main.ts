@@ -5,13 +5,15 @@
 import { Command, CommanderError, Option } from 'commander';
 import { loadConfig, type Config } from '../core/config.ts';
 import { createContext, type Context } from '../core/context.ts';
-import { ConfigError, UserError } from '../core/errors.ts';
+import { ConfigError, MESSAGES, UserError } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { migrate } from '../core/migrate.ts';
 import { isWorkspaceId } from '../core/workspaces.ts';
 import { accountsList, addBluesky } from './accounts.ts';
+import { backupCommand, restoreCommand } from './backup.ts';
+import { cleanupCommand } from './cleanup.ts';
+import { doctorCommand } from './doctor.ts';
 import { postCommand, postsCancel, postsList, postsRetry, postsShow, type CommandIo } from './posts.ts';
-import { runDemo } from './demo.ts';
 import { runServers } from './servers.ts';
 
 const io: CommandIo = { out: (text) => process.stdout.write(text + '\n') };
@@ -129,7 +131,43 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
   program
     .command('worker')
     .description('run a worker (transcode and publish jobs)')
-    .action(() => run(runServers(config(), { worker: true, http: false, bots: false })));
+    .option('--http', 'also serve /healthz and /metrics for this worker on HTTP_HOST:HTTP_PORT')
+    .action((options: { http?: boolean }) => run(runServers(config(), { worker: true, http: options.http ?? false, bots: false })));
+  program
+    .command('bot')
+    .description('run the chat bots and the HTTP server (health, metrics, worker alerts) without a worker')
+    .action(() => run(runServers(config(), { worker: false, http: true, bots: true })));
+  program
+    .command('doctor')
+    .description('check everything Reelay needs and say how to fix what is wrong (exit 1 if anything is)')
+    .option('--json', 'print JSON')
+    .action((options: { json?: boolean }) => {
+      const loaded = config();
+      const log = createLogger({ level: loaded.log.level ?? 'warn' });
+      run(doctorCommand(loaded, { log, fetch: globalThis.fetch, now: () => Date.now() }, options, io));
+    });
+  program
+    .command('cleanup')
+    .description('delete expired media now (the hourly retention sweep)')
+    .option('--json', 'print JSON')
+    .action((options: { json?: boolean }) => run(withContext(config(), 'warn', (ctx) => cleanupCommand(ctx, options, io))));
+  program
+    .command('backup')
+    .description('back up the whole database, videos included, to FILE (pg_dump custom format)')
+    .argument('<file>', 'where to write the backup (must not exist)')
+    .action((file: string) => {
+      const loaded = config();
+      run(backupCommand(loaded, createLogger({ level: loaded.log.level ?? 'warn' }), file, io));
+    });
+  program
+    .command('restore')
+    .description('replace the database with a backup made by reelay backup (stop the bot and workers first)')
+    .argument('<file>', 'the backup file')
+    .option('--force', 'restore even while workers are running')
+    .action((file: string, options: { force?: boolean }) => {
+      const loaded = config();
+      run(restoreCommand(loaded, createLogger({ level: loaded.log.level ?? 'warn' }), file, options, io));
+    });
   program
     .command('start')
     .description('run everything in one process: migrations, worker, HTTP server and the configured chat bots')
@@ -138,8 +176,22 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .command('demo')
     .description('post a generated clip to a local Bluesky PDS through the real pipeline (no accounts needed)')
     .option('--keep', 'keep the demo data dir')
-    .action((options: { keep?: boolean }) => run(runDemo(io, options)));
+    .action((options: { keep?: boolean }) => run(loadDemo().then((runDemo) => runDemo(io, options))));
   return program;
+}
+
+/**
+ * The demo needs the development dependencies (a local PDS from @atproto/dev-env), which a
+ * production install (the Docker image: npm ci --omit=dev) does not have; loading it lazily keeps
+ * every other command working there.
+ */
+async function loadDemo(): Promise<typeof import('./demo.ts').runDemo> {
+  try {
+    return (await import('./demo.ts')).runDemo;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') throw new UserError(MESSAGES.demoUnavailable());
+    throw error;
+  }
 }
 
 function reportError(error: unknown): number {

@@ -7,7 +7,7 @@ export interface PostJson {
   post: string;
   state: string;
   scheduledAt: string;
-  deliveries: Array<{ platform: string; account: string; state: string; url: string | null; remoteId: string | null; error: string | null }>;
+  deliveries: Array<{ platform: string; account: string; state: string; url: string | null; remoteId: string | null; error: string | null; note: string | null }>;
 }
 
 export function postJson(post: PostWithDeliveries): PostJson {
@@ -22,6 +22,7 @@ export function postJson(post: PostWithDeliveries): PostJson {
       url: d.url,
       remoteId: d.remote_id,
       error: d.state === 'published' ? null : d.error,
+      note: d.note,
     })),
   };
 }
@@ -36,6 +37,7 @@ export function postText(post: PostWithDeliveries): string {
     const detail = d.state === 'published' ? d.url : d.error ? `${d.error}` : '';
     lines.push(`  ${label}: ${d.state.replace('_', ' ')}${detail ? ` — ${detail}` : ''}`);
     if (d.state === 'published' && d.remote_id) lines.push(`    ${d.remote_id}`);
+    if (d.note) lines.push(`    ${d.note}`);
   }
   return lines.join('\n');
 }

@@ -1,6 +1,7 @@
 /** `reelay start` and `reelay worker`: long-running processes with a graceful stop. */
 import { startBots } from '../bot/main.ts';
-import { startHttp } from '../bot/http.ts';
+import { coreHealthChecks, startHttp } from '../bot/http.ts';
+import { logAlertSink, watchWorkers } from '../core/alerts.ts';
 import type { Config } from '../core/config.ts';
 import { createContext } from '../core/context.ts';
 import { createLogger } from '../core/log.ts';
@@ -12,8 +13,14 @@ export async function runServers(config: Config, parts: { worker: boolean; http:
   const stops: Array<() => Promise<void>> = [];
   try {
     if (parts.worker) stops.push((await startWorker(ctx)).stop);
-    if (parts.http) stops.push((await startHttp(ctx)).close);
-    if (parts.bots) stops.push((await startBots(ctx)).stop);
+    // A worker's health has no chat connections in it; the bot's includes them.
+    if (parts.http) stops.push((await startHttp(ctx, parts.bots ? {} : { checks: coreHealthChecks(ctx) })).close);
+    if (parts.bots) {
+      stops.push((await startBots(ctx)).stop);
+      // The alert comes from the bot side: it is the process that stays up when workers do not.
+      const watch = watchWorkers(ctx, logAlertSink(ctx.log));
+      stops.push(async () => watch.stop());
+    }
   } catch (error) {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
     await ctx.close();

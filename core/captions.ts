@@ -2,6 +2,7 @@
  * Caption length as each platform counts it, so a too-long caption is refused at intake with the
  * platform's own number instead of failing at publish time.
  */
+import twitterText from 'twitter-text';
 import { MESSAGES } from './errors.ts';
 import type { CaptionRules, PlatformSpec } from './platforms.ts';
 
@@ -27,6 +28,8 @@ export function countCaption(text: string, unit: CaptionUnit): number {
     }
     case 'utf16':
       return text.length;
+    case 'weighted':
+      return twitterText.parseTweet(text).weightedLength;
   }
 }
 
@@ -38,6 +41,11 @@ export function utf8ByteLength(text: string): number {
 export function captionProblem(text: string, spec: PlatformSpec): string | null {
   const { maxLength, unit, maxBytes } = spec.caption;
   const length = countCaption(text, unit);
+  if (unit === 'weighted') {
+    if (length > maxLength) return MESSAGES.captionTooLongWeighted(spec.label, length, maxLength);
+    if (text !== '' && !twitterText.parseTweet(text).valid) return MESSAGES.xInvalidCharacters();
+    return null;
+  }
   // Every unit is reported as "characters": it is the platform's own count, and "graphemes" or
   // "UTF-16 units" would mean nothing to the person shortening the caption.
   if (length > maxLength) return MESSAGES.captionTooLong(spec.label, length, maxLength, 'characters');

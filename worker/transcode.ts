@@ -13,6 +13,7 @@ import { MESSAGES } from '../core/errors.ts';
 import { FfmpegError, probe, runFfmpeg, type ProbeResult } from '../core/ffmpeg.ts';
 import { sendPublish } from '../core/jobs.ts';
 import { exportToFile, getMedia, importFile, insertRendition } from '../core/media.ts';
+import { recordTranscode } from '../core/metrics.ts';
 import { PLATFORM_SPECS, type PlatformId, type VideoProfile } from '../core/platforms.ts';
 import { getPost, listDeliveries, setJob, setMediaState, setRendition, transition } from '../core/posts.ts';
 import { encodeArgs, remuxArgs, renditionPlan } from '../core/video.ts';
@@ -66,6 +67,17 @@ export function profilesFor(platforms: readonly PlatformId[]): VideoProfile[] {
 export async function handleTranscode(ctx: Context, notify: Notifier, postId: string, signal: AbortSignal): Promise<void> {
   const log = ctx.log.child({ component: 'transcode', postId });
   const post = await getPost(ctx.pool, postId);
+  if (post && post.media_state === 'pending' && !post.media_id) {
+    // The retention sweep deleted the video (a retry long after a failed conversion).
+    await withTransaction(ctx.pool, async (tx) => {
+      await setMediaState(tx, postId, 'failed', MESSAGES.mediaExpired(postId));
+      for (const delivery of await listDeliveries(tx, postId)) {
+        if (delivery.state === 'scheduled') await transition(tx, delivery.id, 'failed', { errorCode: 'invalid_media', error: MESSAGES.mediaExpired(postId) });
+      }
+    });
+    await notify.postChanged(postId);
+    return;
+  }
   if (!post || post.media_state !== 'pending' || !post.media_id) return log.debug('nothing to transcode');
   const media = await getMedia(ctx.pool, post.media_id);
   if (!media) throw new Error(`Media ${post.media_id} is missing.`);
@@ -103,6 +115,7 @@ export async function handleTranscode(ctx: Context, notify: Notifier, postId: st
         const rendition = await insertRendition(tx, { mediaId: media.id, profileKeys: step.profileKeys, mode: step.mode, probe: summarize(made), stored });
         for (const key of step.profileKeys) await setRendition(tx, postId, key, rendition.id);
       });
+      recordTranscode(step.mode, (Date.now() - started) / 1000);
       log.info({ mode: step.mode, profiles: step.profileKeys, ms: Date.now() - started, bytes: made.sizeBytes }, 'rendition ready');
     }
   } catch (error) {

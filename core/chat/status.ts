@@ -64,7 +64,7 @@ export function renderStatus(post: PostRow, deliveries: readonly DeliveryView[],
   })();
   const lines = deliveries.map((d): StatusLine => {
     const label = `${PLATFORM_SPECS[d.platform].label} @${d.handle}`;
-    const detail = d.state === 'published' ? (d.url ?? '') : d.state === 'failed' || d.state === 'unconfirmed' || (d.state === 'scheduled' && d.error) ? (d.error ?? '') : '';
+    const detail = d.state === 'published' ? [d.url, d.note].filter(Boolean).join(' — ') : d.state === 'processing' && d.note ? d.note : d.state === 'failed' || d.state === 'unconfirmed' || (d.state === 'scheduled' && d.error) ? (d.error ?? '') : '';
     return {
       platform: d.platform,
       text: `${ICONS[d.state]} ${label}: ${d.state === 'published' ? detail : `${STATE_WORDS[d.state]}${detail ? ` — ${detail}` : ''}`}`,

