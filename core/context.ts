@@ -9,6 +9,7 @@ import { createPool, type Pool } from './db.ts';
 import { startEmbeddedPostgres, type DatabaseHandle } from './embedded-postgres.ts';
 import { startBoss } from './jobs.ts';
 import { createLogger, type Logger } from './log.ts';
+import { createMediaLinkSigner, type MediaLinkSigner } from './media-links.ts';
 import { migrate } from './migrate.ts';
 import { fetch as undiciFetch } from 'undici';
 
@@ -18,6 +19,8 @@ export interface Context {
   pool: Pool;
   boss: PgBoss;
   secrets: SecretBox;
+  /** Signs public links to renditions (null URLs without PUBLIC_BASE_URL). */
+  mediaLinks: MediaLinkSigner;
   databaseUrl: string;
   /** Milliseconds since the epoch; a TestClock in scheduling tests. */
   now(): number;
@@ -63,6 +66,7 @@ export async function createContext(options: ContextOptions): Promise<Context> {
       pool,
       boss,
       secrets,
+      mediaLinks: createMediaLinkSigner(key, config.http.publicBaseUrl),
       databaseUrl: database.url,
       now: clock ? () => clock.now() : () => Date.now(),
       // undici's fetch streams request bodies; Node's built-in one keeps a streamed body in memory

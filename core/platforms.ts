@@ -185,6 +185,11 @@ export interface PublishInput {
   rendition: RenditionHandle;
   account: { id: string; handle: string; remoteId: string | null };
   credentials: Credentials;
+  /**
+   * A signed public link to the rendition (valid 2 h), for platforms that fetch the video by URL;
+   * null when PUBLIC_BASE_URL is not configured.
+   */
+  mediaUrl: string | null;
   checkpoint: Checkpoint;
   /** Persists (merges) checkpoint fields before the adapter makes the call that depends on them. */
   saveCheckpoint(patch: Checkpoint): Promise<void>;

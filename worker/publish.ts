@@ -121,6 +121,7 @@ export async function handlePublish(env: PublishEnvironment, deliveryId: string,
       },
       account: { id: account.id, handle: account.handle, remoteId: account.remote_id },
       credentials,
+      mediaUrl: ctx.mediaLinks.url(rendition.id, ctx.now()),
       checkpoint,
       saveCheckpoint: async (patch) => {
         checkpoint = await saveCheckpoint(ctx.pool, delivery.id, patch);

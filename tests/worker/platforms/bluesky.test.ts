@@ -124,6 +124,7 @@ function makeInput(
   const input = {
     deliveryId: overrides.deliveryId ?? randomUUID(),
     createdAt: overrides.createdAt ?? new Date(),
+    mediaUrl: null,
     caption: overrides.caption ?? 'A test clip',
     rendition,
     account: { id: 'acc-1', handle: account.handle, remoteId: account.did },

@@ -133,6 +133,7 @@ function makeInput(account: SimAccount, credentials: Credentials, overrides: { c
   const input: TestInput = {
     deliveryId: `delivery-${Math.random().toString(36).slice(2)}`,
     createdAt: new Date(),
+    mediaUrl: null,
     caption: overrides.caption ?? 'A test clip #reelay',
     rendition: overrides.rendition ?? small,
     account: { id: 'acc-1', handle: account.username, remoteId: account.openId },

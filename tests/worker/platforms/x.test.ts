@@ -116,6 +116,7 @@ function makeInput(user: Pick<SimUser, 'userId' | 'username'>, overrides: { capt
   const input: Input = {
     deliveryId: randomUUID(),
     createdAt: new Date(),
+    mediaUrl: null,
     caption: overrides.caption ?? `A test clip ${randomUUID().slice(0, 8)}`,
     rendition: overrides.rendition ?? small,
     account: { id: 'acc-1', handle: user.username, remoteId: overrides.remoteId === undefined ? user.userId : overrides.remoteId },

@@ -96,6 +96,7 @@ function makeInput(credentials: Credentials, overrides: { caption?: string; chec
   const input: TestInput = {
     deliveryId: 'delivery-1',
     createdAt: new Date(),
+    mediaUrl: null,
     caption: overrides.caption ?? 'My first Short\nShot on a phone #shorts',
     rendition: overrides.rendition ?? rendition,
     account: { id: 'acc-1', handle: 'creator', remoteId: null },
