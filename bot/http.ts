@@ -15,6 +15,7 @@ import { MESSAGES } from '../core/errors.ts';
 import { QUEUES } from '../core/jobs.ts';
 import { METRICS_CONTENT_TYPE, renderMetrics } from '../core/metrics.ts';
 import { liveWorkerCount } from '../core/workers.ts';
+import { serveMedia } from './media.ts';
 
 /** `not_configured` is not a failure: an optional part (a chat) that is simply off. */
 export type HealthStatus = 'ok' | 'failing' | 'not_configured';
@@ -161,7 +162,16 @@ export async function startHttp(ctx: Context, options: HttpOptions = {}): Promis
   for (const check of options.checks ?? [...coreHealthChecks(ctx), ...chatPlaceholderChecks(ctx.config)]) checks.set(check.name, check);
 
   const server: Server = createServer((request, response) => {
-    const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    const path = url.pathname;
+    if ((request.method === 'GET' || request.method === 'HEAD') && path.startsWith('/media/')) {
+      serveMedia(ctx, request, response, url).catch((error: unknown) => {
+        log.warn({ err: error }, 'media link failed');
+        if (!response.headersSent) response.writeHead(500, { 'content-type': 'text/plain' }).end('Error\n');
+        else response.destroy();
+      });
+      return;
+    }
     if (request.method === 'GET' && path === '/healthz') {
       runHealthChecks(ctx, [...checks.values()])
         .then((report) => {

@@ -24,6 +24,8 @@ export const MESSAGES = {
     handle
       ? `No ${label} account @${handle} is linked in workspace ${workspace}. Link it first (reelay accounts add).`
       : `No ${label} account is linked in workspace ${workspace}. Link it first (reelay accounts add).`,
+  needsPublicUrl: (label: string) =>
+    `${label} fetches videos from a public link, and this Reelay has no public address yet (PUBLIC_BASE_URL is not set). Ask whoever runs Reelay to set it; the other platforms work without it.`,
   notAvailable: (label: string) => `${label} publishing is not available yet in this version of Reelay.`,
   captionTooLong: (label: string, length: number, max: number, unit: string) =>
     `The caption is ${length} ${unit} long; ${label} allows at most ${max}. Shorten it and send again.`,
@@ -98,6 +100,14 @@ export const MESSAGES = {
   xForbidden: (reason: string) => `X does not let this account post right now (${reason}).`,
   xProcessingFailed: (reason: string) => `X could not process it (${reason}).`,
   xMissingScopes: (scopes: string) => `the linked X account did not grant ${scopes}. Re-link the account.`,
+  // Pinterest details, shown after "Pinterest refused the post:" / "Pinterest rejected the video:".
+  pinterestNoBoard: () => 'no board is chosen for the linked Pinterest account. Re-link the account and pick a board.',
+  pinterestBoardNotFound: (board: string) =>
+    `the board ${board} was not found on the linked Pinterest account (deleted, or not the account's own). Re-link the account and pick a board.`,
+  pinterestForbidden: (reason: string) =>
+    `Pinterest does not let this account pin there (${reason}). Check that the board belongs to the linked account; a Trial-access Pinterest app can only make Pins its owner sees.`,
+  pinterestMissingScopes: (scopes: string) => `the linked Pinterest account did not grant ${scopes}. Re-link the account.`,
+  pinterestProcessingFailed: (reason: string) => `Pinterest could not process it (${reason}). The file may be damaged or in a format Pinterest does not take.`,
   // Operations: retention, alerts, health, doctor, backup.
   mediaExpired: (id: string) =>
     `The video of post ${id} was deleted after its retention period (MEDIA_RETENTION_HOURS), so it cannot be published again. Send the video again.`,
@@ -167,6 +177,53 @@ export const MESSAGES = {
   tiktokPrivatePost: (profileUrl: string) => `Posted privately ("Only me"): TikTok gives private videos no public link, so this is the profile ${profileUrl}.`,
   tiktokAwaitingReview: (profileUrl: string) =>
     `Published on TikTok, awaiting TikTok's review; until the video is public the link is the profile ${profileUrl}.`,
+  // LinkedIn details, shown after "LinkedIn refused the post:" / "LinkedIn rejected the video:", and full sentences.
+  linkedinTokenExpired: (handle: string) =>
+    `The LinkedIn login for ${handle} has expired (LinkedIn logins last 60 days and this app cannot renew them). Re-link the account.`,
+  linkedinForbidden: (reason: string) =>
+    `the linked LinkedIn account may not post there (${reason}). For a company page it must be a page admin; check that, then re-link the account.`,
+  linkedinDuplicate: () => 'it repeats a post already on the account. Change the caption and send it again.',
+  linkedinVersion: (version: string) =>
+    `Reelay's LinkedIn API version (LINKEDIN_VERSION=${version}) is no longer active; ask whoever runs Reelay to set a current one.`,
+  linkedinProcessingFailed: (reason: string) => `LinkedIn could not process it (${reason}).`,
+  linkedinDailyLimit: (resetAt: string) =>
+    `Reelay has used up today's LinkedIn request limit; the post goes out after it resets at ${resetAt} (midnight UTC).`,
+  // Facebook details, shown after "Facebook refused the post:" / "Facebook rejected the video:", and full sentences.
+  facebookReelsCap: (when: string) =>
+    `The Facebook Page has reached its limit of 30 reels in 24 hours; Reelay will try again around ${when}.`,
+  facebookPermission: (reason: string) =>
+    `the linked Facebook account may not publish on this Page (${reason}). It needs the Create content task on the Page; check that, then re-link the account.`,
+  facebookPagePublishingAuthorization: () =>
+    'the Page needs Page Publishing Authorization first. Complete it in the Page settings on Facebook, then retry the post.',
+  facebookBlocked: (reason: string) => `Facebook has temporarily blocked the Page from posting (${reason}). Retry the post later.`,
+  facebookNoPageAccess: () => 'the linked Facebook account no longer manages the Page. Re-link the account with a Page it manages.',
+  facebookProcessingFailed: (reason: string) => `Facebook could not process it (${reason}).`,
+  // Meta (Instagram, Threads). meta*Detail texts follow "<label> refused the post:" / "<label> rejected the video:";
+  // metaPublishLimit, metaNeedsPublicLink and metaPublishedNoLink stand alone.
+  metaNeedsPublicLink: (label: string) =>
+    `${label} fetches the video from a public link, and this Reelay has none. Ask whoever runs Reelay to set PUBLIC_BASE_URL, then retry the post.`,
+  metaPublishLimit: (label: string, wait: string, total?: number) =>
+    `The account has published as many posts through apps in the last 24 hours as ${label} allows${total !== undefined ? ` (${total})` : ''}; Reelay will try again in about ${wait}.`,
+  metaPublishedNoLink: (label: string) => `Published on ${label}; it did not give the post's link, so this is the profile.`,
+  metaUnsupportedVideo: (label: string) => `${label} does not support this video's format (it takes MP4 or MOV with H.264 or HEVC video and AAC audio).`,
+  metaCaptionTooLong: (label: string) => `the caption is longer than ${label} allows. Shorten it and send it again.`,
+  metaAccountRestricted: (label: string) => `${label} has restricted this account from posting. Check the account in the app.`,
+  metaBlockedAsSpam: (label: string) => `${label} blocked the post as possible spam. Wait a while before posting again, or change the caption.`,
+  metaMissingPermission: (label: string) => `the linked ${label} account did not grant Reelay permission to publish. Re-link the account.`,
+  metaFetchFailed: (label: string) => `${label} could not download the video from Reelay's public link. Check that PUBLIC_BASE_URL is reachable from the internet.`,
+  metaContainerFailed: (label: string, reason: string) => `${label} could not process it (${reason}).`,
+  metaVideoProblem: (reason: string) =>
+    ({
+      INVALID_ASPEC_RATIO: 'its aspect ratio is outside what Threads accepts (0.01:1 to 10:1).',
+      INVALID_BIT_RATE: 'its bit rate is higher than Threads accepts (25 Mbps).',
+      INVALID_DURATION: 'it is longer than Threads accepts (5 minutes).',
+      INVALID_FRAME_RATE: 'its frame rate is outside the 23 to 60 frames per second Threads accepts.',
+      INVALID_AUDIO_CHANNELS: 'its audio has more channels than Threads accepts (stereo at most).',
+      INVALID_AUDIO_CHANNEL_LAYOUT: 'its audio channel layout is not one Threads accepts.',
+      FAILED_PROCESSING_AUDIO: 'Threads could not process its audio.',
+      FAILED_PROCESSING_VIDEO: 'Threads could not process it.',
+    } as Record<string, string | undefined>)[reason] ?? `Threads could not process it (${reason}).`,
+  metaMediaExpired: (label: string) => `${label} let the prepared video expire before it was published (after 24 hours).`,
 } as const;
 
 export function formatDuration(seconds: number): string {

@@ -101,6 +101,10 @@ export async function submitPost(ctx: Context, request: IntakeRequest): Promise<
 
   const accounts = resolveAccounts(await listAccounts(ctx.pool, request.workspaceId), request);
   for (const account of accounts) {
+    const spec = PLATFORM_SPECS[account.platform];
+    if ('needsPublicUrl' in spec && spec.needsPublicUrl && !ctx.config.http.publicBaseUrl) throw new UserError(MESSAGES.needsPublicUrl(spec.label));
+  }
+  for (const account of accounts) {
     const problem = captionProblem(request.caption, PLATFORM_SPECS[account.platform]);
     if (problem) throw new UserError(problem);
   }

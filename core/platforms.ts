@@ -57,6 +57,8 @@ export interface CaptionRules {
 export interface PlatformSpec {
   id: PlatformId;
   label: string;
+  /** The platform fetches the video from a public link (PUBLIC_BASE_URL must be set). */
+  needsPublicUrl?: boolean;
   video: VideoProfile;
   caption: CaptionRules;
 }
@@ -84,6 +86,7 @@ export const PLATFORM_SPECS = {
   instagram: {
     id: 'instagram',
     label: 'Instagram',
+    needsPublicUrl: true,
     video: { key: 'vertical-1080', ...VERTICAL_1080, maxBytes: 300 * 1024 ** 2, minDurationSeconds: 3, maxDurationSeconds: 900 },
     caption: { maxLength: 2200, unit: 'characters' },
   },
@@ -133,6 +136,7 @@ export const PLATFORM_SPECS = {
   threads: {
     id: 'threads',
     label: 'Threads',
+    needsPublicUrl: true,
     video: { key: 'vertical-1080', ...VERTICAL_1080, maxBytes: 1024 ** 3, minDurationSeconds: 1, maxDurationSeconds: 300 },
     caption: { maxLength: 500, unit: 'characters' },
   },

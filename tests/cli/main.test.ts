@@ -58,6 +58,7 @@ before(async () => {
   [ctx, pds] = await Promise.all([testContext(), startPds()]);
   await ensureWorkspace(ctx.pool, 'cli', 'UTC');
   // Intake needs a linked account before it looks at the file; these tests never publish with it.
+  await upsertAccount(ctx.pool, ctx.secrets, { workspaceId: 'cli', platform: 'instagram', handle: 'insta.creator', remoteId: null, credentials: {}, expiresAt: null });
   await upsertAccount(ctx.pool, ctx.secrets, { workspaceId: 'cli', platform: 'bluesky', handle: 'offline.test', remoteId: null, credentials: { identifier: 'offline.test', appPassword: 'x', service: 'http://127.0.0.1:1' }, expiresAt: null });
 });
 after(async () => {
@@ -84,6 +85,7 @@ test('bad input: a clear message, exit 2, nothing written', async () => {
     { args: ['post', join(dir, 'missing.mp4'), '--to', 'bluesky'], message: MESSAGES.fileNotFound(join(dir, 'missing.mp4')) },
     { args: ['post', good, '--to', 'myspace'], message: MESSAGES.unknownPlatform('myspace', PLATFORM_IDS) },
     { args: ['post', good, '--to', 'tiktok'], message: MESSAGES.noAccount('TikTok', 'cli') },
+    { args: ['post', good, '--to', 'instagram'], message: MESSAGES.needsPublicUrl('Instagram') },
     { args: ['post', good, '--to', 'bluesky', '--at', '2020-01-01 10:00'], message: 'is in the past. Did you mean' },
     { args: ['post', good, '--to', 'bluesky', '--at', 'whenever you like'], message: MESSAGES.timeUnparsed('whenever you like') },
     { args: ['post', good, '--to', 'bluesky', '--caption', 'x'.repeat(301)], message: MESSAGES.captionTooLong('Bluesky', 301, 300, 'characters') },
