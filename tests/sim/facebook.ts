@@ -60,11 +60,14 @@ export interface LoggedRequest {
   method: string;
   status: number;
   offset?: number;
+  bytes?: number;
 }
 
 export interface FacebookSim {
   url: string;
   requests: LoggedRequest[];
+  /** The largest upload body received. */
+  maxChunk(): number;
   videos: SimVideo[];
   addPage(): SimPage;
   /** The Page token stops working (as after a password change): a new one is issued on request. */
@@ -109,6 +112,7 @@ export async function startFacebookSim(options: FacebookSimOptions): Promise<Fac
   const faults = new Map<Route, Fault[]>();
   const sockets = new Set<Socket>();
   let failProcessing = false;
+  let maxChunk = 0;
   let nextId = 1000;
   let url = '';
 
@@ -187,7 +191,10 @@ export async function startFacebookSim(options: FacebookSimOptions): Promise<Fac
       if (video.fileSize !== null && video.fileSize !== fileSize) return send(res, 400, { debug_info: { retriable: false, type: 'BadRequest', message: 'file_size changed' } });
       if (offset !== video.bytes) return send(res, 400, { debug_info: { retriable: false, type: 'BadRequest', message: `offset ${offset} does not match ${video.bytes} bytes received` } });
       const length = Number(req.headers['content-length']);
-      if (!Number.isSafeInteger(length) || length !== fileSize - offset) return send(res, 400, { debug_info: { retriable: false, type: 'BadRequest', message: 'Content-Length must be file_size - offset' } });
+      // A body may stop short of the end (a chunk); the next POST resumes at the new offset.
+      if (!Number.isSafeInteger(length) || length <= 0 || length > fileSize - offset) {
+        return send(res, 400, { debug_info: { retriable: false, type: 'BadRequest', message: 'Content-Length must be 1 to file_size - offset' } });
+      }
       if (fault && fault.kind !== 'reset') return applyFault(fault, req, res, 'upload', log);
       video.fileSize = fileSize;
       for await (const chunk of req) {
@@ -202,6 +209,9 @@ export async function startFacebookSim(options: FacebookSimOptions): Promise<Fac
           return;
         }
       }
+      if (video.bytes - offset !== length) return send(res, 400, { debug_info: { retriable: false, type: 'BadRequest', message: 'body shorter than Content-Length' } });
+      log.bytes = length;
+      maxChunk = Math.max(maxChunk, length);
       if (video.bytes === fileSize) video.sha256 = video.hash.copy().digest('hex');
       return send(res, 200, { success: true });
     }
@@ -355,6 +365,7 @@ export async function startFacebookSim(options: FacebookSimOptions): Promise<Fac
   return {
     url,
     requests,
+    maxChunk: () => maxChunk,
     videos,
     addPage() {
       const page: SimPage = {

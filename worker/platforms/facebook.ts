@@ -59,8 +59,21 @@ export interface FacebookOptions {
    * when a media link exists; smaller ones, or all when unset, are streamed as bytes.
    */
   fileUrlMinBytes?: number;
+  /**
+   * Bytes per upload POST; each carries `offset`, as a resumed upload does. One request for the
+   * whole file would be simplest, but fetch does not hold back a request body for a slow socket,
+   * so a large file would sit in memory; chunks bound that. Set Infinity for one request.
+   */
+  chunkBytes?: number;
+  /** How long Meta may take to pull `file_url` before the upload call gives up. */
+  fileUrlTimeoutMs?: number;
   /** Poll delay while Facebook processes or publishes. */
   checkAfterSeconds?: number;
+  /**
+   * How long after an unanswered finish a status that shows no sign of it may still catch up.
+   * Before this, "not started" decides nothing; after it, finish is sent again.
+   */
+  finishGraceSeconds?: number;
   /** Wait when the 30-reels-per-24-h cap refuses and Facebook gives no time. */
   capRetrySeconds?: number;
   requestTimeoutMs?: number;
@@ -71,8 +84,11 @@ export interface FacebookOptions {
 const DEFAULTS = {
   graphVersion: FACEBOOK_GRAPH_VERSION,
   fileUrlMinBytes: Number.POSITIVE_INFINITY,
+  chunkBytes: 8 * 1024 * 1024,
+  fileUrlTimeoutMs: 10 * 60_000,
   checkAfterSeconds: 10,
   capRetrySeconds: 3600,
+  finishGraceSeconds: 60,
   requestTimeoutMs: 60_000,
   userTokenMarginMs: 7 * 24 * 3600_000,
 };
@@ -184,6 +200,12 @@ export function mapFacebookError(status: number, body: unknown, headers: Headers
   return new PublishError('unknown', message, base);
 }
 
+/** On the upload host a 400 is about the file (unreadable, wrong size, unfetchable file_url). */
+function asMediaError(error: unknown): unknown {
+  if (!(error instanceof PublishError) || error.code !== 'rejected' || error.status !== 400) return error;
+  return new PublishError('invalid_media', error.message, { status: error.status, detail: error.detail, retryable: false });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Status
 
@@ -292,6 +314,8 @@ function base(deps: PlatformDeps, name: 'graph' | 'rupload'): string {
 export function createFacebookAdapter(overrides: FacebookOptions = {}): PlatformAdapter {
   const options = { ...DEFAULTS, ...overrides };
   const v = options.graphVersion;
+  const chunkBytes = Math.floor(options.chunkBytes);
+  if (!(chunkBytes >= 1)) throw new RangeError('Facebook upload chunks must be at least 1 byte');
 
   function call<T>(deps: PlatformDeps, url: string, init: HttpRequest, requestOptions: RequestOptions = {}): Promise<T> {
     return requestJson<T>(deps, url, init, (status, body, headers) => mapFacebookError(status, body, headers, { capRetrySeconds: options.capRetrySeconds, now: deps.now() }), {
@@ -416,7 +440,11 @@ export function createFacebookAdapter(overrides: FacebookOptions = {}): Platform
     const { rendition, mediaUrl } = run.input;
     const headers: Record<string, string> = { authorization: `OAuth ${run.token}` };
     if (mediaUrl && rendition.size >= options.fileUrlMinBytes) {
-      await call<unknown>(run.deps, video.uploadUrl, { method: 'POST', headers: { ...headers, file_url: mediaUrl } }, { safeToRepeat: true });
+      await call<unknown>(run.deps, video.uploadUrl, { method: 'POST', headers: { ...headers, file_url: mediaUrl } }, { safeToRepeat: true, timeoutMs: options.fileUrlTimeoutMs }).catch(
+        (error: unknown) => {
+          throw asMediaError(error);
+        },
+      );
     } else {
       let offset = 0;
       if (resumed) {
@@ -424,21 +452,25 @@ export function createFacebookAdapter(overrides: FacebookOptions = {}): Platform
         offset = Math.min(status.bytesTransferred ?? 0, rendition.size);
         run.log.info({ videoId: video.videoId, offset }, 'facebook upload resumes');
       }
-      if (offset < rendition.size) {
-        const stream = await rendition.open({ start: offset, end: rendition.size - 1 });
+      while (offset < rendition.size) {
+        const end = Math.min(rendition.size, offset + chunkBytes);
+        const stream = await rendition.open({ start: offset, end: end - 1 });
         await call<unknown>(
           run.deps,
           video.uploadUrl,
-          { method: 'POST', headers: { ...headers, offset: String(offset), file_size: String(rendition.size), 'content-type': 'application/octet-stream' }, body: streamBody(stream, rendition.size - offset) },
-          { safeToRepeat: true, timeoutMs: null },
-        );
+          { method: 'POST', headers: { ...headers, offset: String(offset), file_size: String(rendition.size), 'content-type': 'application/octet-stream' }, body: streamBody(stream, end - offset) },
+          { safeToRepeat: true, timeoutMs: 60_000 + Math.ceil((end - offset) / 65_536) * 1000 },
+        ).catch((error: unknown) => {
+          throw asMediaError(error);
+        });
+        offset = end;
       }
     }
     await save(run, { uploaded: true });
     run.deps.crashPoint('facebook.after_upload');
   }
 
-  async function finish(run: Run, videoId: string): Promise<PublishResult> {
+  async function finish(run: Run, videoId: string, again = false): Promise<PublishResult> {
     await save(run, { finishSentAt: new Date(run.deps.now()).toISOString() });
     try {
       await call<unknown>(
@@ -451,6 +483,12 @@ export function createFacebookAdapter(overrides: FacebookOptions = {}): Platform
       // A 5xx may hide a finish that took effect; only a definite refusal clears the mark.
       if (error.outcomeUnknown || (error.status !== undefined && error.status >= 500)) throw withOutcomeUnknown(error);
       await save(run, { finishSentAt: null });
+      if (again && error.code === 'rejected' && /already/i.test(error.detail)) {
+        // Only the earlier finish we could not see can have finished it.
+        run.log.warn({ videoId }, 'facebook says the reel was already finished; not finishing again');
+        await save(run, { finished: true });
+        return outcome(run.deps, videoId, await readStatus(run.deps, run.token, videoId));
+      }
       throw error;
     }
     run.deps.crashPoint('facebook.after_finish');
@@ -515,8 +553,19 @@ export function createFacebookAdapter(overrides: FacebookOptions = {}): Platform
         await save(run, { finished: true, finishSentAt: null });
         return outcome(deps, current.videoId, status);
       }
+      const waitedMs = deps.now() - Date.parse(run.cp.finishSentAt);
+      const graceMs = options.finishGraceSeconds * 1000;
+      if (!(waitedMs >= graceMs)) {
+        // Facebook may not have moved the video on yet: a second finish now could publish twice.
+        throw new PublishError('unknown', `${LABEL} does not show the reel finishing yet; asking again before finishing it again.`, {
+          retryable: true,
+          outcomeUnknown: true,
+          retryAfterSeconds: Math.max(1, Math.ceil((graceMs - Math.max(0, waitedMs)) / 1000)),
+          detail: 'waiting to see whether the earlier finish took effect',
+        });
+      }
       run.log.info({ videoId: current.videoId }, 'facebook finish never took effect; sending it again');
-      return finish(run, current.videoId);
+      return finish(run, current.videoId, true);
     }
     const resumed = current !== null;
     if (!current) current = await start(run);

@@ -149,7 +149,7 @@ export function mapGraphError(status: number, body: unknown, headers: Headers, n
   }
   // Not ready for publishing yet (reported while a container is still processing).
   if (subcode === 2207027 || code === 9007) return new PublishError('unavailable', message, { ...options, retryable: true });
-  if (code === 100 || code === 24) return new PublishError('rejected', message, { ...options, retryable: false, detail: user ?? info.message ?? raw });
+  if (code === 100 || code === 24) return new PublishError('rejected', message, { ...options, retryable: false, detail: user ?? raw });
   if (status === 401) return new PublishError('auth', message, { ...options, retryable: true });
   return new PublishError('unknown', message, options);
 }

@@ -313,6 +313,11 @@ function configured(deps: PlatformDeps, key: 'api' | 'token' | 'version', variab
   return key === 'version' ? value : value.replace(/\/+$/, '');
 }
 
+/** LinkedIn reports granted scopes comma-separated; linking may store them space-separated. */
+function hasScope(creds: LinkedInCredentials, scope: string): boolean {
+  return creds.scope.split(/[\s,]+/).includes(scope);
+}
+
 function isOrganization(author: string): boolean {
   return author.startsWith('urn:li:organization:');
 }
@@ -569,7 +574,7 @@ export function createLinkedInAdapter(overrides: LinkedInOptions = {}): Platform
         for (let index = 0; index < upload.parts.length; index++) {
           if (upload.etags[index]) continue;
           const etag = await putPart(run, upload, index);
-          const etags = [...upload.etags];
+          const etags: Array<string | null> = [...upload.etags];
           etags[index] = etag;
           upload = { ...upload, etags };
           await save(run, { upload });
@@ -637,7 +642,7 @@ export function createLinkedInAdapter(overrides: LinkedInOptions = {}): Platform
    */
   async function resolveUnsure(run: Run, sent: CreateSent): Promise<PublishResult | typeof NOT_POSTED> {
     const { read } = scopesFor(sent.author);
-    if (!run.creds.scope.split(/\s+/).includes(read)) {
+    if (!hasScope(run.creds, read)) {
       return unconfirmed(sent, `the account did not grant ${read}, so Reelay cannot read its posts to check.`);
     }
     const lookups = run.cp.lookups + 1;
@@ -699,7 +704,7 @@ export function createLinkedInAdapter(overrides: LinkedInOptions = {}): Platform
       if (!(error instanceof PublishError)) throw error;
       if (error.outcomeUnknown) {
         // Usually LinkedIn lists a new post at once: asking now often settles it within this attempt.
-        if (run.creds.scope.split(/\s+/).includes(scopesFor(sent.author).read)) {
+        if (hasScope(run.creds, scopesFor(sent.author).read)) {
           const found = await lookForPost(run, sent).catch(() => null);
           await save(run, { lookups: run.cp.lookups + 1 });
           if (found?.kind === 'found') {
@@ -736,7 +741,7 @@ export function createLinkedInAdapter(overrides: LinkedInOptions = {}): Platform
     const captionProblem = linkedinCaptionProblem(input.caption);
     if (captionProblem) throw new PublishError('rejected', captionProblem, { retryable: false, detail: captionProblem });
     const { write } = scopesFor(creds.author);
-    if (!creds.scope.split(/\s+/).includes(write)) {
+    if (!hasScope(creds, write)) {
       throw new PublishError('auth', `${LABEL} token lacks the ${write} scope`, { retryable: false, detail: `the linked account did not grant ${write}; re-link it` });
     }
     if (Date.parse(creds.expiresAt) <= deps.now() && !creds.refreshToken) {

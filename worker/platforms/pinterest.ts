@@ -135,12 +135,13 @@ export function mapPinterestError(status: number, body: unknown): PublishError {
   const { code, detail } = readBody(body, status);
   const message = `${LABEL} answered ${status}${code !== undefined ? ` (code ${code})` : ''}: ${detail}`;
   const lower = detail.toLowerCase();
+  // A missing scope is not cured by a refresh: the person must link again and grant it.
+  if ((status === 401 || status === 403) && lower.includes('scope')) {
+    return new PublishError('auth', message, { status, detail: MESSAGES.pinterestMissingScopes(PINTEREST_REQUIRED_SCOPES.join(', ')), retryable: false });
+  }
   if (status === 401) return new PublishError('auth', message, { status, detail, retryable: true });
   if (status === 429) return new PublishError('rate_limited', message, { status, detail, retryable: true });
-  if (status === 403) {
-    if (lower.includes('scope')) return new PublishError('auth', message, { status, detail: MESSAGES.pinterestMissingScopes(PINTEREST_REQUIRED_SCOPES.join(', ')), retryable: false });
-    return new PublishError('rejected', message, { status, detail: MESSAGES.pinterestForbidden(detail), retryable: false });
-  }
+  if (status === 403) return new PublishError('rejected', message, { status, detail: MESSAGES.pinterestForbidden(detail), retryable: false });
   if (status === 413) return new PublishError('invalid_media', message, { status, detail, retryable: false });
   if (status === 400 || status === 404 || status === 409 || status === 422) return new PublishError('rejected', message, { status, detail, retryable: false });
   if (status >= 500) return new PublishError('unavailable', message, { status, detail, retryable: true });
