@@ -302,6 +302,12 @@ function parseCredentials(credentials: Credentials): FacebookCredentials {
   return parsed.data;
 }
 
+/** A refusal with the user token means it is dead: refreshing again cannot help, only re-linking. */
+function fatalAuth(error: unknown): never {
+  if (error instanceof PublishError && error.code === 'auth') throw new PublishError('auth', error.message, { status: error.status, detail: error.detail, retryable: false });
+  throw error;
+}
+
 function base(deps: PlatformDeps, name: 'graph' | 'rupload'): string {
   const url = deps.urls[name];
   if (!url) throw new PublishError('unknown', `${LABEL} ${name} URL is not configured.`, { retryable: false, detail: `the Facebook ${name} URL is not configured` });
@@ -336,6 +342,28 @@ export function createFacebookAdapter(overrides: FacebookOptions = {}): Platform
 
   // ---- refresh ---------------------------------------------------------------------------------
 
+  /** Swaps the user token for a long-lived one (`fb_exchange_token`); writes into `next`. */
+  async function exchange(deps: PlatformDeps, creds: FacebookCredentials, next: FacebookCredentials): Promise<boolean> {
+    const client = deps.oauthClient;
+    if (!client) {
+      throw new PublishError('unknown', `${LABEL} app is not configured (META_APP_ID); cannot extend the login.`, { retryable: false, detail: 'META_APP_ID is not configured' });
+    }
+    const body = await call<unknown>(
+      deps,
+      graphUrl(deps, 'oauth/access_token', { grant_type: 'fb_exchange_token', client_id: client.clientId, client_secret: client.clientSecret, fb_exchange_token: creds.userAccessToken }),
+      { method: 'GET' },
+      { safeToRepeat: true },
+    ).catch(fatalAuth);
+    const parsed = z.object({ access_token: z.string().min(1), expires_in: z.number().positive().optional() }).safeParse(body);
+    if (!parsed.success) throw new PublishError('unknown', `${LABEL} answered the token exchange with an unexpected body.`, { retryable: true, detail: 'unexpected token answer' });
+    next.userAccessToken = parsed.data.access_token;
+    if (parsed.data.expires_in !== undefined) next.userTokenExpiresAt = new Date(deps.now() + parsed.data.expires_in * 1000).toISOString();
+    else delete next.userTokenExpiresAt;
+    // A Page token derived from a long-lived user token does not expire: derive it again.
+    delete next.pageAccessToken;
+    return true;
+  }
+
   async function refresh(credentials: Credentials, deps: PlatformDeps, refreshOptions: { force: boolean }): Promise<RefreshResult | null> {
     const creds = parseCredentials(credentials);
     const next: FacebookCredentials = { ...creds };
@@ -344,33 +372,17 @@ export function createFacebookAdapter(overrides: FacebookOptions = {}): Platform
     if (expiry !== null && expiry - deps.now() <= REFRESH_MARGIN_MS) {
       throw new PublishError('auth', `${LABEL} user token expired.`, { retryable: false, detail: 'the Facebook login expired' });
     }
-    // A call refused with 190 here means the user token itself is dead: only re-linking helps.
-    const fatal = (error: unknown): never => {
-      if (error instanceof PublishError && error.code === 'auth') throw new PublishError('auth', error.message, { status: error.status, detail: error.detail, retryable: false });
-      throw error;
-    };
     if (expiry !== null && expiry - deps.now() <= options.userTokenMarginMs) {
-      const client = deps.oauthClient;
-      if (!client) {
-        throw new PublishError('unknown', `${LABEL} app is not configured (META_APP_ID); cannot extend the login.`, { retryable: false, detail: 'META_APP_ID is not configured' });
+      try {
+        changed = await exchange(deps, creds, next);
+      } catch (error) {
+        // Days are left: a failed extension is tried again next time rather than failing this post.
+        if (!(error instanceof PublishError) || !error.retryable) throw error;
+        deps.log.warn({ platform: SPEC.id, detail: error.detail }, 'facebook login extension failed; using the current login');
       }
-      const body = await call<unknown>(
-        deps,
-        graphUrl(deps, 'oauth/access_token', { grant_type: 'fb_exchange_token', client_id: client.clientId, client_secret: client.clientSecret, fb_exchange_token: creds.userAccessToken }),
-        { method: 'GET' },
-        { safeToRepeat: true },
-      ).catch(fatal);
-      const parsed = z.object({ access_token: z.string().min(1), expires_in: z.number().positive().optional() }).safeParse(body);
-      if (!parsed.success) throw new PublishError('unknown', `${LABEL} answered the token exchange with an unexpected body.`, { retryable: true, detail: 'unexpected token answer' });
-      next.userAccessToken = parsed.data.access_token;
-      if (parsed.data.expires_in !== undefined) next.userTokenExpiresAt = new Date(deps.now() + parsed.data.expires_in * 1000).toISOString();
-      else delete next.userTokenExpiresAt;
-      // A Page token derived from a long-lived user token does not expire: derive it again.
-      delete next.pageAccessToken;
-      changed = true;
     }
     if (refreshOptions.force || !next.pageAccessToken) {
-      const body = await call<unknown>(deps, graphUrl(deps, next.pageId, { fields: 'access_token,name', access_token: next.userAccessToken }), { method: 'GET' }, { safeToRepeat: true }).catch(fatal);
+      const body = await call<unknown>(deps, graphUrl(deps, next.pageId, { fields: 'access_token,name', access_token: next.userAccessToken }), { method: 'GET' }, { safeToRepeat: true }).catch(fatalAuth);
       const token = str(field(body, 'access_token'));
       if (!token) {
         // Facebook leaves the field out when the user no longer manages the Page.

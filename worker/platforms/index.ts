@@ -4,12 +4,14 @@
  */
 import type { PlatformAdapter, PlatformId } from '../../core/platforms.ts';
 import { bluesky } from './bluesky.ts';
+import { facebook } from './facebook.ts';
 import { tiktok } from './tiktok.ts';
 import { x } from './x.ts';
 import { youtube } from './youtube.ts';
 
 export const ADAPTERS: Partial<Record<PlatformId, PlatformAdapter>> = {
   bluesky,
+  facebook,
   tiktok,
   youtube,
   x,
