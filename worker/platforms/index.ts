@@ -5,6 +5,7 @@
 import type { PlatformAdapter, PlatformId } from '../../core/platforms.ts';
 import { bluesky } from './bluesky.ts';
 import { facebook } from './facebook.ts';
+import { pinterest } from './pinterest.ts';
 import { tiktok } from './tiktok.ts';
 import { x } from './x.ts';
 import { youtube } from './youtube.ts';
@@ -12,6 +13,7 @@ import { youtube } from './youtube.ts';
 export const ADAPTERS: Partial<Record<PlatformId, PlatformAdapter>> = {
   bluesky,
   facebook,
+  pinterest,
   tiktok,
   youtube,
   x,

@@ -35,8 +35,11 @@ const REFRESH_MARGIN_MS = 5 * 60_000;
 const DEFAULT_WEB_URL = 'https://www.pinterest.com';
 /** Media upload and Pin creation need pins:write; the media status and board listing need the reads. */
 export const PINTEREST_REQUIRED_SCOPES = ['boards:read', 'pins:read', 'pins:write'] as const;
-/** The board is searched from this long before the create call, against clock skew. */
-const LOOKUP_SKEW_MS = 10 * 60_000;
+/**
+ * The board is searched from this long before the create call, against clock skew. Kept short: an
+ * older Pin with the same text (the same caption pinned twice) must not pass for ours.
+ */
+const LOOKUP_SKEW_MS = 2 * 60_000;
 const MIN_CHECK_SECONDS = 1;
 const MAX_CHECK_SECONDS = 300;
 
