@@ -5,6 +5,7 @@
 import type { PlatformAdapter, PlatformId } from '../../core/platforms.ts';
 import { bluesky } from './bluesky.ts';
 import { facebook } from './facebook.ts';
+import { linkedin } from './linkedin.ts';
 import { pinterest } from './pinterest.ts';
 import { tiktok } from './tiktok.ts';
 import { x } from './x.ts';
@@ -13,6 +14,7 @@ import { youtube } from './youtube.ts';
 export const ADAPTERS: Partial<Record<PlatformId, PlatformAdapter>> = {
   bluesky,
   facebook,
+  linkedin,
   pinterest,
   tiktok,
   youtube,

@@ -497,7 +497,11 @@ export function createLinkedInAdapter(overrides: LinkedInOptions = {}): Platform
       part.url,
       { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: streamBody(file, length) },
       { safeToRepeat: true, response: 'none', timeoutMs: options.partTimeoutMs ?? 60_000 + Math.ceil(length / 65_536) * 1000 },
-      asMediaError,
+      // The upload host refuses an expired or unknown pre-signed URL; the next attempt starts over.
+      (mapped) =>
+        mapped.status === 403 || mapped.status === 404
+          ? new PublishError('unknown', mapped.message, { status: mapped.status, detail: 'the upload URL was refused (expired?)', retryable: true })
+          : asMediaError(mapped),
     );
     const etag = headers.get('etag');
     if (!etag) throw new PublishError('unknown', `${LABEL} accepted part ${index + 1} without an ETag.`, { retryable: true, detail: 'upload part answered without an ETag' });
