@@ -341,8 +341,16 @@ async function permalinkOf(run: Run, mediaId: string): Promise<string> {
 }
 
 async function published(run: Run, mediaId: string): Promise<PublishResult> {
-  const url = run.cp.url ?? (await permalinkOf(run, mediaId));
-  if (run.cp.url !== url) await save(run, { url });
+  if (run.cp.url) return { status: 'published', remoteId: mediaId, url: run.cp.url };
+  let url: string;
+  try {
+    url = await permalinkOf(run, mediaId);
+  } catch (error) {
+    // The post is out: failing the delivery over its link would invite a manual repost.
+    run.log.warn({ mediaId, error: error instanceof Error ? error.message : String(error) }, 'permalink unreadable; using the profile');
+    return { status: 'published', remoteId: mediaId, url: run.platform.profileUrl(run.input), note: MESSAGES.metaPublishedNoLink(run.platform.spec.label) };
+  }
+  await save(run, { url });
   return { status: 'published', remoteId: mediaId, url };
 }
 

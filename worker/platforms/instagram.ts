@@ -17,6 +17,8 @@ import type { ContainerPlatform, ContainerStatus, ContainerTuning, GraphErrorCon
 const SPEC = PLATFORM_SPECS.instagram;
 const LABEL = SPEC.label;
 const DAY_MS = 86_400_000;
+/** Below this much left, a failed refresh is reported instead of riding on the current token. */
+const STILL_VALID_MS = 10 * 60_000;
 export const INSTAGRAM_GRAPH_VERSION = 'v23.0';
 
 export const instagramCredentialsSchema = z.object({
@@ -31,7 +33,8 @@ export const instagramCredentialsSchema = z.object({
   issuedAt: z.iso.datetime({ offset: true }).optional(),
   scope: z.string().default(''),
   /** The Instagram professional account id (ig_user_id / instagram_business_account). */
-  userId: z.string().min(1),
+  /** Falls back to the account's remote id. */
+  userId: z.string().min(1).optional(),
   username: z.string().optional(),
   /** Facebook Login: the Page the Instagram account is linked to, for the record. */
   pageId: z.string().optional(),
@@ -102,7 +105,7 @@ export function createInstagramAdapter(overrides: InstagramOptions = {}): Platfo
     return { error: new PublishError('invalid_media', `${LABEL} container failed: ${raw}`, { retryable: false, detail: MESSAGES.metaContainerFailed(LABEL, raw) }), newContainer: false };
   }
 
-  function platformFor(creds: InstagramCredentials): ContainerPlatform {
+  function platformFor(creds: InstagramCredentials & { userId: string }): ContainerPlatform {
     return {
       spec: SPEC,
       id: 'instagram',
@@ -129,7 +132,7 @@ export function createInstagramAdapter(overrides: InstagramOptions = {}): Platfo
     };
   }
 
-  function prepare(input: PublishInput): InstagramCredentials {
+  function prepare(input: PublishInput): InstagramCredentials & { userId: string } {
     const creds = parseCredentials(input.credentials);
     const granted = new Set(creds.scope.split(/[,\s]+/).filter(Boolean));
     const missing = REQUIRED_SCOPES[creds.loginType].filter((s) => !granted.has(s));
@@ -141,7 +144,9 @@ export function createInstagramAdapter(overrides: InstagramOptions = {}): Platfo
       const detail = MESSAGES.videoTooBig(LABEL, input.rendition.size, SPEC.video.maxBytes);
       throw new PublishError('invalid_media', detail, { retryable: false, detail });
     }
-    return creds;
+    const userId = creds.userId ?? input.account.remoteId;
+    if (!userId) throw new PublishError('auth', `Stored ${LABEL} credentials lack the user id.`, { retryable: false, detail: 'the account was linked without its user id' });
+    return { ...creds, userId };
   }
 
   async function refresh(credentials: Credentials, deps: PlatformDeps, refreshOptions: { force: boolean }): Promise<RefreshResult | null> {
@@ -178,8 +183,15 @@ export function createInstagramAdapter(overrides: InstagramOptions = {}): Platfo
         );
       }
     } catch (error) {
-      // A refresh that is refused is never cured by refreshing again.
-      if (error instanceof PublishError && error.code === 'auth') throw new PublishError('auth', error.message, { retryable: false, detail: error.detail, ...(error.status !== undefined ? { status: error.status } : {}) });
+      // Days ahead of expiry the current token still works: a failed renewal is tried again on
+      // the next delivery rather than stopping this one.
+      if (!refreshOptions.force && expiresAt !== undefined && expiresAt - now > STILL_VALID_MS) {
+        deps.log.warn({ platform: SPEC.id, error: error instanceof Error ? error.message : String(error) }, 'token refresh failed; the current token is still valid');
+        return null;
+      }
+      // A refused refresh (a revoked token, or one Meta will not renew) is never cured by
+      // refreshing again: the person must re-link.
+      if (error instanceof PublishError && (error.code === 'auth' || error.code === 'rejected')) throw new PublishError('auth', error.message, { retryable: false, detail: error.detail, ...(error.status !== undefined ? { status: error.status } : {}) });
       throw error;
     }
     const parsed = tokenSchema.safeParse(body);
@@ -193,7 +205,7 @@ export function createInstagramAdapter(overrides: InstagramOptions = {}): Platfo
     return { credentials: next, expiresAt: nextExpiry };
   }
 
-  const step = (input: PublishInput, deps: PlatformDeps) => advanceContainer(platformFor(prepare(input)), input, deps);
+  const step = async (input: PublishInput, deps: PlatformDeps) => advanceContainer(platformFor(prepare(input)), input, deps);
   return {
     spec: SPEC,
     publish: step,

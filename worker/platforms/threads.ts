@@ -14,6 +14,8 @@ import type { ContainerPlatform, ContainerStatus, ContainerTuning, GraphErrorCon
 const SPEC = PLATFORM_SPECS.threads;
 const LABEL = SPEC.label;
 const DAY_MS = 86_400_000;
+/** Below this much left, a failed refresh is reported instead of riding on the current token. */
+const STILL_VALID_MS = 10 * 60_000;
 export const THREADS_API_VERSION = 'v1.0';
 
 export const threadsCredentialsSchema = z.object({
@@ -25,7 +27,8 @@ export const threadsCredentialsSchema = z.object({
   issuedAt: z.iso.datetime({ offset: true }).optional(),
   scope: z.string().default(''),
   /** The Threads user id. */
-  userId: z.string().min(1),
+  /** Falls back to the account's remote id. */
+  userId: z.string().min(1).optional(),
   username: z.string().optional(),
 });
 export type ThreadsCredentials = z.infer<typeof threadsCredentialsSchema>;
@@ -81,7 +84,7 @@ export function createThreadsAdapter(overrides: ThreadsOptions = {}): PlatformAd
   const options = { ...DEFAULTS, ...overrides };
   const context: GraphErrorContext = { label: LABEL, defaultRetryAfterSeconds: options.defaultRetryAfterSeconds, publishLimitRetryAfterSeconds: options.publishLimitRetryAfterSeconds };
 
-  function platformFor(creds: ThreadsCredentials): ContainerPlatform {
+  function platformFor(creds: ThreadsCredentials & { userId: string }): ContainerPlatform {
     return {
       spec: SPEC,
       id: 'threads',
@@ -103,7 +106,7 @@ export function createThreadsAdapter(overrides: ThreadsOptions = {}): PlatformAd
     };
   }
 
-  function prepare(input: PublishInput): ThreadsCredentials {
+  function prepare(input: PublishInput): ThreadsCredentials & { userId: string } {
     const creds = parseCredentials(input.credentials);
     const granted = new Set(creds.scope.split(/[,\s]+/).filter(Boolean));
     if (granted.size > 0 && !granted.has('threads_content_publish')) {
@@ -113,7 +116,9 @@ export function createThreadsAdapter(overrides: ThreadsOptions = {}): PlatformAd
       const detail = MESSAGES.videoTooBig(LABEL, input.rendition.size, SPEC.video.maxBytes);
       throw new PublishError('invalid_media', detail, { retryable: false, detail });
     }
-    return creds;
+    const userId = creds.userId ?? input.account.remoteId;
+    if (!userId) throw new PublishError('auth', `Stored ${LABEL} credentials lack the user id.`, { retryable: false, detail: 'the account was linked without its user id' });
+    return { ...creds, userId };
   }
 
   async function refresh(credentials: Credentials, deps: PlatformDeps, refreshOptions: { force: boolean }): Promise<RefreshResult | null> {
@@ -128,7 +133,15 @@ export function createThreadsAdapter(overrides: ThreadsOptions = {}): PlatformAd
     try {
       body = await graphCall<unknown>(deps, target, 'GET', 'refresh_access_token', { grant_type: 'th_refresh_token' }, { safeToRepeat: true });
     } catch (error) {
-      if (error instanceof PublishError && error.code === 'auth') throw new PublishError('auth', error.message, { retryable: false, detail: error.detail, ...(error.status !== undefined ? { status: error.status } : {}) });
+      // Days ahead of expiry the current token still works: a failed renewal is tried again on
+      // the next delivery rather than stopping this one.
+      if (!refreshOptions.force && expiresAt !== undefined && expiresAt - now > STILL_VALID_MS) {
+        deps.log.warn({ platform: SPEC.id, error: error instanceof Error ? error.message : String(error) }, 'token refresh failed; the current token is still valid');
+        return null;
+      }
+      // A refused refresh (a revoked token, or one Meta will not renew) is never cured by
+      // refreshing again: the person must re-link.
+      if (error instanceof PublishError && (error.code === 'auth' || error.code === 'rejected')) throw new PublishError('auth', error.message, { retryable: false, detail: error.detail, ...(error.status !== undefined ? { status: error.status } : {}) });
       throw error;
     }
     const parsed = tokenSchema.safeParse(body);
@@ -140,7 +153,7 @@ export function createThreadsAdapter(overrides: ThreadsOptions = {}): PlatformAd
     return { credentials: next, expiresAt: nextExpiry };
   }
 
-  const step = (input: PublishInput, deps: PlatformDeps) => advanceContainer(platformFor(prepare(input)), input, deps);
+  const step = async (input: PublishInput, deps: PlatformDeps) => advanceContainer(platformFor(prepare(input)), input, deps);
   return {
     spec: SPEC,
     publish: step,
