@@ -20,6 +20,7 @@
  * Faults on demand: connection reset (before or after the change is committed), hangs, any status,
  * 429, and expiring the caller's token. Upload bodies are streamed and hashed, never held whole.
  */
+import { MultipartParser } from './multipart.ts';
 import { createHash, createHmac, randomBytes, type Hash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -311,7 +312,7 @@ export async function startPinterestSim(options: PinterestSimOptions = {}): Prom
     const declared = Number(req.headers['content-length']);
     const boundary = /^multipart\/form-data;\s*boundary=(?:"([^"]+)"|([^\s;]+))/i.exec(req.headers['content-type'] ?? '');
     if (!boundary) throw s3Error(412, 'PreconditionFailed', 'Bucket POST must be of the enclosure-type multipart/form-data');
-    const parser = new MultipartParser(boundary[1] ?? boundary[2]!);
+    const parser = new MultipartParser(boundary[1] ?? boundary[2]!, (message) => s3Error(400, 'MalformedPOSTRequest', message));
     const fields: Record<string, string> = {};
     let current: { name: string; value: Buffer[]; size: number } | null = null;
     let fileSeen = false;
@@ -656,82 +657,3 @@ export async function startPinterestSim(options: PinterestSimOptions = {}): Prom
   };
 }
 
-/**
- * A streaming multipart/form-data parser: part headers are buffered (they are small), part bodies
- * pass through as they arrive, holding back only enough bytes to recognise a boundary split across
- * chunks.
- */
-class MultipartParser {
-  onPart: (headers: Record<string, string>) => void = () => undefined;
-  onData: (data: Buffer) => void = () => undefined;
-  onPartEnd: () => void = () => undefined;
-  done = false;
-  private readonly delimiter: Buffer;
-  private state: 'preamble' | 'afterBoundary' | 'headers' | 'body' | 'end' = 'preamble';
-  private carry: Buffer;
-
-  constructor(boundary: string) {
-    this.delimiter = Buffer.from(`\r\n--${boundary}`);
-    // The first boundary has no CRLF before it; pretend it does.
-    this.carry = Buffer.from('\r\n');
-  }
-
-  write(chunk: Buffer): void {
-    let buf = this.carry.length > 0 ? Buffer.concat([this.carry, chunk]) : chunk;
-    this.carry = Buffer.alloc(0);
-    for (;;) {
-      if (this.state === 'preamble') {
-        const at = buf.indexOf(this.delimiter);
-        if (at < 0) {
-          this.carry = buf.subarray(Math.max(0, buf.length - this.delimiter.length + 1));
-          return;
-        }
-        buf = buf.subarray(at + this.delimiter.length);
-        this.state = 'afterBoundary';
-      } else if (this.state === 'afterBoundary') {
-        if (buf.length < 2) {
-          this.carry = buf;
-          return;
-        }
-        const next = buf.subarray(0, 2).toString('latin1');
-        if (next === '--') {
-          this.state = 'end';
-          this.done = true;
-          return;
-        }
-        if (next !== '\r\n') throw s3Error(400, 'MalformedPOSTRequest', 'Malformed multipart boundary');
-        buf = buf.subarray(2);
-        this.state = 'headers';
-      } else if (this.state === 'headers') {
-        const at = buf.indexOf('\r\n\r\n');
-        if (at < 0) {
-          if (buf.length > 16 * 1024) throw s3Error(400, 'MalformedPOSTRequest', 'Multipart part headers too long');
-          this.carry = buf;
-          return;
-        }
-        const headers: Record<string, string> = {};
-        for (const line of buf.subarray(0, at).toString('latin1').split('\r\n')) {
-          const colon = line.indexOf(':');
-          if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-        }
-        this.onPart(headers);
-        buf = buf.subarray(at + 4);
-        this.state = 'body';
-      } else if (this.state === 'body') {
-        const at = buf.indexOf(this.delimiter);
-        if (at < 0) {
-          const safe = Math.max(0, buf.length - this.delimiter.length + 1);
-          if (safe > 0) this.onData(buf.subarray(0, safe));
-          this.carry = buf.subarray(safe);
-          return;
-        }
-        if (at > 0) this.onData(buf.subarray(0, at));
-        this.onPartEnd();
-        buf = buf.subarray(at + this.delimiter.length);
-        this.state = 'afterBoundary';
-      } else {
-        return;
-      }
-    }
-  }
-}
