@@ -44,21 +44,33 @@ export interface Intake {
   probe: ProbeResult;
 }
 
-function resolveAccounts(accounts: AccountRow[], request: IntakeRequest): AccountRow[] {
+interface Chosen {
+  account: AccountRow;
+  options: Record<string, unknown>;
+}
+
+/**
+ * Targets to accounts. `pinterest:<board>` names a board rather than an account when no Pinterest
+ * account has that handle and exactly one is linked: a workspace pins to one account's boards.
+ */
+function resolveAccounts(accounts: AccountRow[], request: IntakeRequest): Chosen[] {
   const live = accounts.filter((a) => a.state !== 'disabled');
   if (request.allTargets) {
     if (live.length === 0) throw new UserError(MESSAGES.noAccount('any platform', request.workspaceId));
-    return live;
+    return live.map((account) => ({ account, options: {} }));
   }
   if (request.targets.length === 0) throw new UserError(MESSAGES.noTargets());
-  const chosen = new Map<string, AccountRow>();
+  const chosen = new Map<string, Chosen>();
   for (const target of request.targets) {
     const label = PLATFORM_SPECS[target.platform].label;
-    const matches = live.filter(
-      (a) => a.platform === target.platform && (target.handle === null || a.handle.toLowerCase() === target.handle.toLowerCase()),
-    );
+    const ofPlatform = live.filter((a) => a.platform === target.platform);
+    const matches = ofPlatform.filter((a) => target.handle === null || a.handle.toLowerCase() === target.handle.toLowerCase());
+    if (matches.length === 0 && target.platform === 'pinterest' && target.handle !== null && ofPlatform.length === 1) {
+      chosen.set(ofPlatform[0]!.id, { account: ofPlatform[0]!, options: { board: target.handle } });
+      continue;
+    }
     if (matches.length === 0) throw new UserError(MESSAGES.noAccount(label, request.workspaceId, target.handle ?? undefined));
-    for (const account of matches) chosen.set(account.id, account);
+    for (const account of matches) chosen.set(account.id, { account, options: chosen.get(account.id)?.options ?? {} });
   }
   return [...chosen.values()];
 }
@@ -99,7 +111,8 @@ export async function submitPost(ctx: Context, request: IntakeRequest): Promise<
     scheduledAt = when.at;
   }
 
-  const accounts = resolveAccounts(await listAccounts(ctx.pool, request.workspaceId), request);
+  const chosen = resolveAccounts(await listAccounts(ctx.pool, request.workspaceId), request);
+  const accounts = chosen.map((c) => c.account);
   for (const account of accounts) {
     const spec = PLATFORM_SPECS[account.platform];
     if ('needsPublicUrl' in spec && spec.needsPublicUrl && !ctx.config.http.publicBaseUrl) throw new UserError(MESSAGES.needsPublicUrl(spec.label));
@@ -129,7 +142,7 @@ export async function submitPost(ctx: Context, request: IntakeRequest): Promise<
       scheduledAt,
       timeZone,
       origin: request.origin ?? {},
-      targets: accounts.map((a) => ({ accountId: a.id, platform: a.platform, profileKey: PLATFORM_SPECS[a.platform].video.key, caption: null })),
+      targets: chosen.map(({ account: a, options }) => ({ accountId: a.id, platform: a.platform, profileKey: PLATFORM_SPECS[a.platform].video.key, caption: null, options })),
       initialState: 'scheduled',
     });
     await sendTranscode(ctx.boss, { postId: post.id }, tx);

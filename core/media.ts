@@ -91,6 +91,7 @@ export interface RenditionRow {
   sha256: string;
   oid: number;
   probe: unknown;
+  thumbnail: Buffer | null;
 }
 
 export async function insertMedia(
@@ -112,12 +113,12 @@ export async function getMedia(db: Queryable, id: string): Promise<MediaRow | nu
 
 export async function insertRendition(
   tx: Client,
-  rendition: { mediaId: string; profileKeys: string[]; mode: 'remux' | 'encode'; probe: unknown; stored: StoredObject },
+  rendition: { mediaId: string; profileKeys: string[]; mode: 'remux' | 'encode'; probe: unknown; stored: StoredObject; thumbnail?: Buffer | null },
 ): Promise<RenditionRow> {
   const { rows } = await tx.query<RenditionRow>(
-    `INSERT INTO renditions (media_id, profile_keys, mode, size, sha256, oid, probe)
-     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *`,
-    [rendition.mediaId, rendition.profileKeys, rendition.mode, rendition.stored.size, rendition.stored.sha256, rendition.stored.oid, rendition.probe],
+    `INSERT INTO renditions (media_id, profile_keys, mode, size, sha256, oid, probe, thumbnail)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,
+    [rendition.mediaId, rendition.profileKeys, rendition.mode, rendition.stored.size, rendition.stored.sha256, rendition.stored.oid, rendition.probe, rendition.thumbnail ?? null],
   );
   return rows[0]!;
 }

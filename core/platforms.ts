@@ -177,6 +177,8 @@ export interface RenditionHandle {
   width: number;
   height: number;
   durationSeconds: number;
+  /** A JPEG frame of the video (a cover image), when one was extracted. */
+  thumbnail?: Buffer | null;
   /** A fresh stream of the bytes each call; never buffers the whole file. */
   open(range?: { start: number; end: number }): Promise<NodeJS.ReadableStream & AsyncIterable<Buffer>>;
 }
@@ -194,6 +196,8 @@ export interface PublishInput {
    * null when PUBLIC_BASE_URL is not configured.
    */
   mediaUrl: string | null;
+  /** Choices made for this delivery at intake, e.g. `{ board }` from `to pinterest:<board>`. */
+  options?: Readonly<Record<string, unknown>>;
   checkpoint: Checkpoint;
   /** Persists (merges) checkpoint fields before the adapter makes the call that depends on them. */
   saveCheckpoint(patch: Checkpoint): Promise<void>;

@@ -58,6 +58,8 @@ export interface DeliveryRow {
   caption: string | null;
   profile_key: string;
   rendition_id: string | null;
+  /** Choices made at intake for this delivery (e.g. `{ board }` for Pinterest). */
+  options: Record<string, unknown>;
   checkpoint: Checkpoint;
   remote_id: string | null;
   url: string | null;
@@ -102,7 +104,7 @@ export interface NewPost {
   scheduledAt: Date;
   timeZone: string;
   origin: Record<string, unknown>;
-  targets: Array<{ accountId: string; platform: PlatformId; profileKey: string; caption: string | null }>;
+  targets: Array<{ accountId: string; platform: PlatformId; profileKey: string; caption: string | null; options?: Record<string, unknown> }>;
   initialState: 'scheduled' | 'awaiting_approval';
 }
 
@@ -116,9 +118,9 @@ export async function insertPost(tx: Client, post: NewPost): Promise<{ post: Pos
   const deliveries: DeliveryRow[] = [];
   for (const target of post.targets) {
     const inserted = await tx.query<DeliveryRow>(
-      `INSERT INTO deliveries (post_id, account_id, platform, state, caption, profile_key)
-       VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
-      [row.id, target.accountId, target.platform, post.initialState, target.caption, target.profileKey],
+      `INSERT INTO deliveries (post_id, account_id, platform, state, caption, profile_key, options)
+       VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *`,
+      [row.id, target.accountId, target.platform, post.initialState, target.caption, target.profileKey, JSON.stringify(target.options ?? {})],
     );
     deliveries.push(inserted.rows[0]!);
   }

@@ -117,11 +117,13 @@ export async function handlePublish(env: PublishEnvironment, deliveryId: string,
         width: probe.width ?? 0,
         height: probe.height ?? 0,
         durationSeconds: probe.durationSeconds ?? 0,
+        thumbnail: rendition.thumbnail,
         open: renditionOpener(ctx.pool, rendition),
       },
       account: { id: account.id, handle: account.handle, remoteId: account.remote_id },
       credentials,
       mediaUrl: ctx.mediaLinks.url(rendition.id, ctx.now()),
+      options: delivery.options,
       checkpoint,
       saveCheckpoint: async (patch) => {
         checkpoint = await saveCheckpoint(ctx.pool, delivery.id, patch);

@@ -4,12 +4,13 @@
  * satisfies a profile, one encode per other profile — then queue each delivery's publish job at
  * its scheduled time, in the same transaction that marks the media ready.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Context } from '../core/context.ts';
 import { withTransaction } from '../core/db.ts';
 import { MESSAGES } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
 import { FfmpegError, probe, runFfmpeg, type ProbeResult } from '../core/ffmpeg.ts';
 import { sendPublish } from '../core/jobs.ts';
 import { exportToFile, getMedia, importFile, insertRendition } from '../core/media.ts';
@@ -64,6 +65,25 @@ export function profilesFor(platforms: readonly PlatformId[]): VideoProfile[] {
   return [...byKey.values()];
 }
 
+/**
+ * One JPEG frame (a second in, or mid-way through a shorter clip), at most 720 px on the long side:
+ * the Pinterest cover and the chat preview. A failure costs the cover, not the post.
+ */
+export async function extractThumbnail(ctx: Context, video: string, path: string, durationSeconds: number, signal: AbortSignal, log: Logger): Promise<Buffer | null> {
+  const at = Math.min(1, Math.max(0, durationSeconds / 2));
+  try {
+    await runFfmpeg(
+      ['-ss', at.toFixed(3), '-i', video, '-frames:v', '1', '-vf', "scale='min(720,iw)':'min(720,ih)':force_original_aspect_ratio=decrease", '-q:v', '4', '-f', 'image2', path],
+      { signal, ffmpegPath: ctx.config.media.ffmpegPath },
+    );
+    return await readFile(path);
+  } catch (error) {
+    if (signal.aborted) throw error;
+    log.warn({ err: error }, 'could not extract a thumbnail');
+    return null;
+  }
+}
+
 export async function handleTranscode(ctx: Context, notify: Notifier, postId: string, signal: AbortSignal): Promise<void> {
   const log = ctx.log.child({ component: 'transcode', postId });
   const post = await getPost(ctx.pool, postId);
@@ -110,9 +130,10 @@ export async function handleTranscode(ctx: Context, notify: Notifier, postId: st
           rejected.set(delivery.id, MESSAGES.videoTooBig(label, made.sizeBytes, video.maxBytes));
         }
       }
+      const thumbnail = await extractThumbnail(ctx, output, join(dir, `thumbnail-${index}.jpg`), made.durationSeconds ?? 0, signal, log);
       await withTransaction(ctx.pool, async (tx) => {
         const stored = await importFile(tx, output);
-        const rendition = await insertRendition(tx, { mediaId: media.id, profileKeys: step.profileKeys, mode: step.mode, probe: summarize(made), stored });
+        const rendition = await insertRendition(tx, { mediaId: media.id, profileKeys: step.profileKeys, mode: step.mode, probe: summarize(made), stored, thumbnail });
         for (const key of step.profileKeys) await setRendition(tx, postId, key, rendition.id);
       });
       recordTranscode(step.mode, (Date.now() - started) / 1000);

@@ -25,7 +25,7 @@ import { createHash, createHmac, randomBytes, type Hash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type PinterestRoute = 'token' | 'register' | 'upload' | 'media' | 'createPin' | 'boardPins';
+export type PinterestRoute = 'token' | 'register' | 'upload' | 'media' | 'createPin' | 'boardPins' | 'boards';
 
 export type PinterestFaultKind = 'reset' | 'resetAfterCommit' | 'hang' | 'hangAfterCommit' | 'respond' | 'respondAfterCommit' | 'rateLimit' | 'expireToken';
 
@@ -106,7 +106,7 @@ export interface PinterestSim {
   url: string;
   addUser(options?: { username?: string; scopes?: string[]; expiresInSeconds?: number }): PinterestSimUser;
   /** A board owned by `userId`, or (with no user) by somebody else. */
-  addBoard(userId?: string): string;
+  addBoard(userId?: string, name?: string): string;
   /** Pins made on a board outside Reelay (the person pinning by hand). */
   addForeignPin(boardId: string, pin: { title: string; description: string; createdAt?: number }): void;
   expireAccessToken(token: string): void;
@@ -128,6 +128,7 @@ const ROUTE_SCOPES: Record<Exclude<PinterestRoute, 'token' | 'upload'>, string[]
   media: ['pins:read'],
   createPin: ['boards:read', 'pins:write'],
   boardPins: ['boards:read', 'pins:read'],
+  boards: ['boards:read'],
 };
 const JSON_LIMIT = 64 * 1024;
 
@@ -167,6 +168,7 @@ export async function startPinterestSim(options: PinterestSimOptions = {}): Prom
   const accessTokens = new Map<string, { userId: string; scopes: Set<string>; expiresAt: number }>();
   const refreshTokens = new Map<string, { userId: string; scopes: Set<string>; spent: boolean }>();
   const boards = new Map<string, string | null>();
+  const boardNames = new Map<string, string>();
   const media = new Map<string, SimMedia>();
   const pins: SimPin[] = [];
   const foreign: SimPin[] = [];
@@ -436,7 +438,11 @@ export async function startPinterestSim(options: PinterestSimOptions = {}): Prom
     }
     if (typeof source.cover_image_data === 'string') {
       if (source.cover_image_content_type !== 'image/jpeg' && source.cover_image_content_type !== 'image/png') throw apiError(400, 1, 'Invalid parameters: cover_image_content_type.');
-      cover.data = true;
+      const image = Buffer.from(source.cover_image_data, 'base64');
+      const isJpeg = image.length > 3 && image[0] === 0xff && image[1] === 0xd8 && image[2] === 0xff;
+      const isPng = image.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+      if (!(source.cover_image_content_type === 'image/jpeg' ? isJpeg : isPng)) throw apiError(400, 1, 'Invalid parameters: cover_image_data is not the declared image type.');
+      cover.data = { contentType: source.cover_image_content_type, bytes: image.length };
     }
     if (Object.keys(cover).length !== 1) throw apiError(400, 1, 'A cover image is required for video Pins: give exactly one of cover_image_url, cover_image_data or cover_image_key_frame_time.');
     const pin: SimPin = { id: id(), ownerId: userId, boardId, title, description, link, mediaId: entry.id, cover, createdAt: now(), visibleAt: now() + cfg.listDelayMs };
@@ -464,6 +470,7 @@ export async function startPinterestSim(options: PinterestSimOptions = {}): Prom
     let m = /^\/v5\/media\/([^/]+)$/.exec(path);
     if (method === 'GET' && m) return { route: 'media', id: decodeURIComponent(m[1]!) };
     if (method === 'POST' && path === '/v5/pins') return { route: 'createPin' };
+    if (method === 'GET' && path === '/v5/boards') return { route: 'boards' };
     m = /^\/v5\/boards\/([^/]+)\/pins$/.exec(path);
     if (method === 'GET' && m) return { route: 'boardPins', id: decodeURIComponent(m[1]!) };
     return null;
@@ -563,6 +570,15 @@ export async function startPinterestSim(options: PinterestSimOptions = {}): Prom
             log.bytes = await drain(req);
             answer = boardPinsRoute(userId, matched.id!, parsedUrl.searchParams);
             break;
+          case 'boards': {
+            log.bytes = await drain(req);
+            // The caller's boards, one page (page_size ≤ 250), as GET /v5/boards lists them.
+            const pageSize = Number(parsedUrl.searchParams.get('page_size') ?? '25');
+            if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 250) throw apiError(400, 1, 'Invalid parameters: page_size.');
+            const mine = [...boards.entries()].filter(([, owner]) => owner === userId).map(([boardId]) => ({ id: boardId, name: boardNames.get(boardId) ?? '' }));
+            answer = { status: 200, body: { items: mine.slice(0, pageSize), bookmark: null } };
+            break;
+          }
         }
       }
     } catch (error) {
@@ -596,9 +612,10 @@ export async function startPinterestSim(options: PinterestSimOptions = {}): Prom
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
-  function addBoard(userId?: string): string {
+  function addBoard(userId?: string, name?: string): string {
     const boardId = id();
     boards.set(boardId, userId ?? null);
+    boardNames.set(boardId, name ?? `Board ${boardId.slice(-4)}`);
     return boardId;
   }
 

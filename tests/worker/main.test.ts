@@ -24,7 +24,7 @@ import { startPds, type TestPdsHandle } from '../support/pds.ts';
 
 let ctx: TestContext;
 let pds: TestPdsHandle;
-const received: Array<{ platform: PlatformId; deliveryId: string; sha256: string; renditionId: string }> = [];
+const received: Array<{ platform: PlatformId; deliveryId: string; sha256: string; renditionId: string; options: unknown; thumbnail: Buffer | null }> = [];
 
 /** A test-only adapter that reads the rendition it is given and "publishes" it. */
 function recordingAdapter(platform: PlatformId): PlatformAdapter {
@@ -33,7 +33,7 @@ function recordingAdapter(platform: PlatformId): PlatformAdapter {
     async publish(input) {
       const hash = createHash('sha256');
       for await (const chunk of await input.rendition.open()) hash.update(chunk);
-      received.push({ platform, deliveryId: input.deliveryId, sha256: hash.digest('hex'), renditionId: input.rendition.id });
+      received.push({ platform, deliveryId: input.deliveryId, sha256: hash.digest('hex'), renditionId: input.rendition.id, options: input.options ?? null, thumbnail: input.rendition.thumbnail ?? null });
       return { status: 'published', remoteId: `${platform}-${input.deliveryId}`, url: `https://${platform}.example/${input.deliveryId}` };
     },
     async check(remoteId) {
@@ -142,6 +142,25 @@ test('non-compliant input is encoded once for two platforms that share a profile
     assert.equal(renditions[0]!.mode, 'encode');
     assert.deepEqual(received.map((r) => r.platform).sort(), ['tiktok', 'youtube']);
     assert.equal(new Set(received.map((r) => r.renditionId)).size, 1);
+  } finally {
+    await worker.stop();
+  }
+});
+
+test('every rendition carries a JPEG frame; `pinterest:<board>` reaches the adapter as a delivery option', async () => {
+  received.length = 0;
+  await upsertAccount(ctx.pool, ctx.secrets, { workspaceId: 'cli', platform: 'pinterest', handle: 'pinner', remoteId: null, credentials: { token: 'test' }, expiresAt: null });
+  const clip = makeClip(join(ctx.dir, 'pin.mp4'), { width: 720, height: 1280, seconds: 5 });
+  const worker = await startWorker(ctx, { pollingIntervalSeconds: 0.5, adapters: { pinterest: recordingAdapter('pinterest') } });
+  try {
+    const { post } = await submitPost(ctx, { workspaceId: 'cli', authorId: 'cli', filePath: clip, caption: 'pin it', targets: [{ platform: 'pinterest', handle: 'Weeknight Recipes' }] });
+    const done = await waitUntilDone(post.id);
+    assert.equal(done.deliveries[0]!.state, 'published');
+    assert.equal(done.deliveries[0]!.handle, 'pinner', 'the only Pinterest account, not a handle named like the board');
+    assert.deepEqual(received[0]!.options, { board: 'Weeknight Recipes' });
+    const thumbnail = received[0]!.thumbnail;
+    assert.ok(thumbnail && thumbnail.length > 1000, 'a cover frame was extracted');
+    assert.deepEqual([...thumbnail.subarray(0, 3)], [0xff, 0xd8, 0xff], 'it is a JPEG');
   } finally {
     await worker.stop();
   }

@@ -191,6 +191,8 @@ const mediaStatusSchema = z.object({
 
 const pinSchema = z.object({ id: z.string().regex(/^\d+$/) });
 
+const boardsSchema = z.object({ items: z.array(z.object({ id: z.string(), name: z.string() })) });
+
 const boardPinsSchema = z.object({
   items: z.array(
     z.object({
@@ -553,7 +555,10 @@ export function createPinterestAdapter(overrides: PinterestOptions = {}): Platfo
     await save(run, { createSent: sent, lookups: 0 });
     const payload: Record<string, unknown> = {
       board_id: run.boardId,
-      media_source: { source_type: 'video_id', media_id: media.id, cover_image_key_frame_time: options.coverKeyFrameTime },
+      // A frame the transcoder extracted, when there is one; otherwise Pinterest picks the frame.
+      media_source: run.input.rendition.thumbnail
+        ? { source_type: 'video_id', media_id: media.id, cover_image_content_type: 'image/jpeg', cover_image_data: run.input.rendition.thumbnail.toString('base64') }
+        : { source_type: 'video_id', media_id: media.id, cover_image_key_frame_time: options.coverKeyFrameTime },
     };
     if (run.title !== '') payload.title = run.title;
     if (run.description !== '') payload.description = run.description;
@@ -598,6 +603,19 @@ export function createPinterestAdapter(overrides: PinterestOptions = {}): Platfo
 
   // ---- publish / check -----------------------------------------------------------------------------
 
+  /** `to pinterest:<board>`: a board id as is, or a board name looked up among the account's boards. */
+  async function resolveBoard(deps: PlatformDeps, accessToken: string, board: string): Promise<string> {
+    if (/^\d{1,25}$/.test(board)) return board;
+    const url = new URL(`${apiBase(deps)}/boards`);
+    url.searchParams.set('page_size', '250');
+    const body = await call<unknown>(deps, url.toString(), { method: 'GET', headers: { authorization: `Bearer ${accessToken}` } }, { safeToRepeat: true });
+    const parsed = boardsSchema.safeParse(body);
+    if (!parsed.success) throw new PublishError('unknown', `${LABEL} answered the board list with an unexpected body.`, { retryable: true, detail: 'unexpected boards answer' });
+    const found = parsed.data.items.find((b) => b.name.toLowerCase() === board.toLowerCase());
+    if (!found) throw new PublishError('rejected', `No ${LABEL} board named ${board}.`, { retryable: false, detail: MESSAGES.pinterestBoardNotFound(board) });
+    return found.id;
+  }
+
   async function advance(input: PublishInput, deps: PlatformDeps): Promise<PublishResult> {
     const creds = parseCredentials(input.credentials);
     const problem = captionProblem(input.caption, SPEC);
@@ -607,7 +625,8 @@ export function createPinterestAdapter(overrides: PinterestOptions = {}): Platfo
     if (missing.length > 0) {
       throw new PublishError('auth', `${LABEL} token lacks scopes: ${missing.join(' ')}`, { retryable: false, detail: MESSAGES.pinterestMissingScopes(missing.join(', ')) });
     }
-    const boardId = creds.boardId;
+    const named = typeof input.options?.board === 'string' ? input.options.board : null;
+    const boardId = named === null ? creds.boardId : await resolveBoard(deps, creds.accessToken, named);
     if (!boardId) throw new PublishError('rejected', `${LABEL} account has no board chosen.`, { retryable: false, detail: MESSAGES.pinterestNoBoard() });
     const { rendition } = input;
     const video = SPEC.video;

@@ -762,3 +762,26 @@ test('a 200 MB file publishes from a process with a 64 MB heap: the form upload 
     assert.equal(sim.pins.length, 1);
   });
 });
+
+test('the cover is the frame the transcoder extracted; `to pinterest:<board>` picks a board by name', async () => {
+  await withSim({}, async (sim) => {
+    const user = sim.addUser();
+    const recipes = sim.addBoard(user.userId, 'Weeknight Recipes');
+    const { spawnSync } = await import('node:child_process');
+    const frame = spawnSync('ffmpeg', ['-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=320x568', '-frames:v', '1', '-f', 'image2', '-c:v', 'mjpeg', 'pipe:1'], { maxBuffer: 4 * 1024 * 1024 });
+    assert.equal(frame.status, 0);
+    const input = makeInput(credentialsOf(user), { rendition: { ...small, thumbnail: frame.stdout } });
+    const named: Input = { ...input, options: { board: 'weeknight recipes' } };
+    const result = await pinterest.publish(named, makeDeps(sim));
+    assert.equal(result.status, 'published');
+    const pin = sim.pins.at(-1)!;
+    assert.equal(pin.boardId, recipes, 'the board named in the target, not the account default');
+    assert.deepEqual(pin.cover, { data: { contentType: 'image/jpeg', bytes: frame.stdout.length } });
+
+    const missing = makeInput(credentialsOf(user));
+    await rejectsWith(pinterest.publish({ ...missing, options: { board: 'No Such Board' } }, makeDeps(sim)), (error) => {
+      assert.equal(error.code, 'rejected');
+      assert.equal(error.detail, MESSAGES.pinterestBoardNotFound('No Such Board'));
+    });
+  });
+});
