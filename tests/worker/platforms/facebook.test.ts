@@ -5,8 +5,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash, randomFillSync, randomUUID } from 'node:crypto';
-import { closeSync, createReadStream, openSync, writeSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,6 +17,7 @@ import { createLogger } from '../../../core/log.ts';
 import type { Checkpoint, Credentials, PlatformDeps, PublishInput, PublishResult, RenditionHandle } from '../../../core/platforms.ts';
 import { createFacebookAdapter, facebook, facebookCredentialsSchema, mapFacebookError } from '../../../worker/platforms/facebook.ts';
 import { SIM_VERSION, startFacebookSim, type FacebookSim, type FacebookSimOptions, type SimPage } from '../../sim/facebook.ts';
+import { randomFile } from '../../support/files.ts';
 
 const MiB = 1024 * 1024;
 const CLIENT = { clientId: 'meta-app', clientSecret: 'meta-secret' };
@@ -24,23 +25,6 @@ let dir: string;
 let small: RenditionHandle;
 let smallPath: string;
 
-function randomFile(path: string, size: number): string {
-  const hash = createHash('sha256');
-  const fd = openSync(path, 'w');
-  const piece = Buffer.alloc(MiB);
-  try {
-    for (let written = 0; written < size; ) {
-      const n = Math.min(MiB, size - written);
-      randomFillSync(piece, 0, n);
-      hash.update(piece.subarray(0, n));
-      writeSync(fd, piece, 0, n);
-      written += n;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return hash.digest('hex');
-}
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'reelay-fb-test-'));

@@ -6,8 +6,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash, randomFillSync, randomUUID } from 'node:crypto';
-import { closeSync, createReadStream, openSync, writeSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import type { Checkpoint, Credentials, PlatformDeps, PublishInput, PublishResult
 import { mapGraphError } from '../../../worker/platforms/graph.ts';
 import { createInstagramAdapter, instagramCredentialsSchema } from '../../../worker/platforms/instagram.ts';
 import { startGraphSim, startMediaServer, type GraphSim, type GraphSimOptions, type SimUser } from '../../sim/graph.ts';
+import { clock, randomFile } from '../../support/files.ts';
 
 const MiB = 1024 * 1024;
 const CLIENT = { clientId: 'meta-app', clientSecret: 'meta-secret' };
@@ -24,23 +25,6 @@ const DAY = 86_400_000;
 let dir: string;
 let small: RenditionHandle & { path: string };
 
-function randomFile(path: string, size: number): string {
-  const hash = createHash('sha256');
-  const fd = openSync(path, 'w');
-  const piece = Buffer.alloc(MiB);
-  try {
-    for (let written = 0; written < size; ) {
-      const n = Math.min(MiB, size - written);
-      randomFillSync(piece, 0, n);
-      hash.update(piece.subarray(0, n));
-      writeSync(fd, piece, 0, n);
-      written += n;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return hash.digest('hex');
-}
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'reelay-ig-test-'));
@@ -57,10 +41,6 @@ after(async () => {
 // ---------------------------------------------------------------------------------------------
 // Harness
 
-function clock() {
-  let offset = 0;
-  return { now: () => Date.now() + offset, advance: (ms: number) => (offset += ms) };
-}
 
 type Media = Awaited<ReturnType<typeof startMediaServer>>;
 

@@ -6,8 +6,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash, randomFillSync, randomUUID } from 'node:crypto';
-import { closeSync, createReadStream, openSync, writeSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,7 @@ import {
   type LinkedInOptions,
 } from '../../../worker/platforms/linkedin.ts';
 import { renderLittleText, startLinkedInSim, type LinkedInSim, type LinkedInSimOptions, type SimMember } from '../../sim/linkedin.ts';
+import { clock, fileRendition, randomFile } from '../../support/files.ts';
 
 const MiB = 1024 * 1024;
 const PART = 4_194_304;
@@ -33,36 +34,7 @@ let dir: string;
 /** 9 MiB + 123 bytes: three parts of 4 MiB. */
 let small: RenditionHandle;
 
-function fileRendition(path: string, size: number, sha256: string): RenditionHandle {
-  return {
-    id: `rendition-${randomUUID().slice(0, 8)}`,
-    size,
-    sha256,
-    contentType: 'video/mp4',
-    width: 1080,
-    height: 1920,
-    durationSeconds: 20,
-    open: async (range) => createReadStream(path, range ? { start: range.start, end: range.end } : {}),
-  };
-}
 
-function randomFile(path: string, size: number): string {
-  const hash = createHash('sha256');
-  const fd = openSync(path, 'w');
-  const piece = Buffer.alloc(MiB);
-  try {
-    for (let written = 0; written < size; ) {
-      const n = Math.min(MiB, size - written);
-      randomFillSync(piece, 0, n);
-      hash.update(piece.subarray(0, n));
-      writeSync(fd, piece, 0, n);
-      written += n;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return hash.digest('hex');
-}
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'reelay-linkedin-test-'));
@@ -78,10 +50,6 @@ after(async () => {
 // ---------------------------------------------------------------------------------------------
 // Harness
 
-function clock() {
-  let offset = 0;
-  return { now: () => Date.now() + offset, advance: (ms: number) => (offset += ms) };
-}
 
 async function withSim(options: LinkedInSimOptions, fn: (sim: LinkedInSim) => Promise<void>): Promise<void> {
   const sim = await startLinkedInSim({ client: CLIENT, processingReads: 0, ...options });

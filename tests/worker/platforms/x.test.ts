@@ -6,17 +6,17 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash, randomFillSync, randomUUID } from 'node:crypto';
-import { closeSync, createReadStream, openSync, writeSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { MESSAGES, PublishError } from '../../../core/errors.ts';
 import { createLogger } from '../../../core/log.ts';
 import type { Checkpoint, Credentials, PlatformAdapter, PlatformDeps, PublishInput, PublishResult, RenditionHandle } from '../../../core/platforms.ts';
 import { createXAdapter, mapXError, x, xCredentialsSchema, xTextProblem, type XOptions } from '../../../worker/platforms/x.ts';
 import { startXSim, type SimUser, type XSim, type XSimOptions } from '../../sim/x.ts';
+import { clock, randomFile } from '../../support/files.ts';
 
 const MiB = 1024 * 1024;
 const CLIENT = { clientId: 'reelay-client', clientSecret: 'reelay-secret' };
@@ -38,24 +38,6 @@ function fileRendition(path: string, size: number, sha256: string, extra: Partia
   };
 }
 
-/** Writes `size` random bytes in 1 MiB pieces and returns their sha256. */
-function randomFile(path: string, size: number): string {
-  const hash = createHash('sha256');
-  const fd = openSync(path, 'w');
-  const piece = Buffer.alloc(MiB);
-  try {
-    for (let written = 0; written < size; ) {
-      const n = Math.min(MiB, size - written);
-      randomFillSync(piece, 0, n);
-      hash.update(piece.subarray(0, n));
-      writeSync(fd, piece, 0, n);
-      written += n;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return hash.digest('hex');
-}
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'reelay-x-test-'));
@@ -71,11 +53,6 @@ after(async () => {
 // ---------------------------------------------------------------------------------------------
 // Harness
 
-/** A clock the adapter and the simulator share, so "two minutes later" takes no time. */
-function clock() {
-  let offset = 0;
-  return { now: () => Date.now() + offset, advance: (ms: number) => (offset += ms) };
-}
 
 async function withSim(options: XSimOptions, fn: (sim: XSim) => Promise<void>): Promise<void> {
   const sim = await startXSim({ client: { clientId: CLIENT.clientId, clientSecret: CLIENT.clientSecret }, ...options });
