@@ -49,15 +49,21 @@ export interface VideoProfile {
 export interface CaptionRules {
   /** Counted in the unit below; a caption over it is refused at intake. */
   maxLength: number;
-  /** weighted: X's count (a link is 23, emoji and CJK count 2), from twitter-text. */
-  unit: 'graphemes' | 'characters' | 'utf16' | 'weighted';
+  /**
+   * weighted: X's count (a link is 23, emoji and CJK count 2), from twitter-text; emojiBytes:
+   * graphemes with each emoji counted as its UTF-8 bytes (Threads).
+   */
+  unit: 'graphemes' | 'characters' | 'utf16' | 'weighted' | 'emojiBytes';
   maxBytes?: number;
 }
 
 export interface PlatformSpec {
   id: PlatformId;
   label: string;
-  /** The platform fetches the video from a public link (PUBLIC_BASE_URL must be set). */
+  /**
+   * The platform may fetch the video from a public link (PUBLIC_BASE_URL must be set); see
+   * needsPublicUrl() for accounts that upload the bytes instead.
+   */
   needsPublicUrl?: boolean;
   video: VideoProfile;
   caption: CaptionRules;
@@ -138,7 +144,8 @@ export const PLATFORM_SPECS = {
     label: 'Threads',
     needsPublicUrl: true,
     video: { key: 'vertical-1080', ...VERTICAL_1080, maxBytes: 1024 ** 3, minDurationSeconds: 1, maxDurationSeconds: 300 },
-    caption: { maxLength: 500, unit: 'characters' },
+    // "Text posts are limited to 500 characters. Emojis are counted as the number of UTF-8 bytes."
+    caption: { maxLength: 500, unit: 'emojiBytes' },
   },
   bluesky: {
     id: 'bluesky',
@@ -165,6 +172,12 @@ export const PLATFORM_SPECS = {
 
 /** A platform's credentials as stored (encrypted) on the account; each adapter owns its shape. */
 export type Credentials = Record<string, unknown>;
+
+/** Instagram with Facebook Login uploads the bytes (rupload); only its other login needs the public link. */
+export function needsPublicUrl(spec: PlatformSpec, credentials: Credentials): boolean {
+  if (spec.id === 'instagram') return credentials.loginType !== 'facebook';
+  return spec.needsPublicUrl === true;
+}
 
 /** Platform ids, upload sessions and similar, saved before the step that depends on them. */
 export type Checkpoint = Record<string, unknown>;

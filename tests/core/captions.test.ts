@@ -38,13 +38,39 @@ test('Bluesky counts a ZWJ emoji sequence as one of its 300 graphemes', () => {
 });
 
 test('the same emoji are several characters for a code-point platform', () => {
-  const threads = PLATFORM_SPECS.threads;
-  const caption = FAMILY.repeat(71) + 'abc';
+  const instagram = PLATFORM_SPECS.instagram;
+  const caption = FAMILY.repeat(314) + 'ab';
   assert.equal(countCaption(FAMILY.repeat(40), 'graphemes'), 40);
   assert.equal(countCaption(FAMILY.repeat(40), 'characters'), 280);
-  assert.equal(countCaption(caption, 'characters'), 500);
-  assert.equal(captionProblem(caption, threads), null);
-  assert.equal(captionProblem(caption + 'a', threads), MESSAGES.captionTooLong('Threads', 501, 500, 'characters'));
+  assert.equal(countCaption(caption, 'characters'), 2200);
+  assert.equal(captionProblem(caption, instagram), null);
+  assert.equal(captionProblem(caption + 'a', instagram), MESSAGES.captionTooLong('Instagram', 2201, 2200, 'characters'));
+});
+
+test('Threads counts each emoji as its UTF-8 bytes and everything else as one character', () => {
+  const threads = PLATFORM_SPECS.threads;
+  assert.equal(PLATFORM_SPECS.threads.caption.unit, 'emojiBytes');
+  assert.equal(countCaption('😀', 'emojiBytes'), 4);
+  assert.equal(countCaption(FAMILY, 'emojiBytes'), 25);
+  assert.equal(countCaption(FLAG, 'emojiBytes'), 8);
+  // Heart with variation selector 16 (3 + 3 bytes), keycap one (1 + 3 + 3).
+  assert.equal(countCaption('\u2764\uFE0F', 'emojiBytes'), 6);
+  assert.equal(countCaption('1\uFE0F\u20E3', 'emojiBytes'), 7);
+  // Letters, accents and CJK are one each, however many bytes they take.
+  assert.equal(countCaption(`${E_ACUTE}日本語 ok`, 'emojiBytes'), 7);
+  assert.equal(countCaption('שָׁלוֹם', 'emojiBytes'), 4);
+
+  // 125 grinning faces are 125 characters to a reader and 500 to Threads.
+  assert.equal(captionProblem('😀'.repeat(125), threads), null);
+  assert.equal(captionProblem('😀'.repeat(126), threads), MESSAGES.captionTooLongEmojiBytes('Threads', 504, 500));
+  const mixed = FAMILY.repeat(19) + 'a'.repeat(25);
+  assert.equal(countCaption(mixed, 'characters'), 158);
+  assert.equal(countCaption(mixed, 'emojiBytes'), 500);
+  assert.equal(captionProblem(mixed, threads), null);
+  assert.equal(captionProblem(mixed + '!', threads), MESSAGES.captionTooLongEmojiBytes('Threads', 501, 500));
+  // Without emoji the count is the plain character count.
+  assert.equal(captionProblem('é'.repeat(500), threads), null);
+  assert.equal(captionProblem('é'.repeat(501), threads), MESSAGES.captionTooLongEmojiBytes('Threads', 501, 500));
 });
 
 test('X counts weighted characters: a link is 23, an emoji 2', () => {

@@ -7,7 +7,14 @@
  * - `access_token` (query, form, or `Authorization: Bearer|OAuth`) of the host's kind, unexpired,
  *   with the scopes each call needs; the API version in the path;
  * - containers: POST /{v}/{user}/media (`media_type=REELS`, `video_url`, caption ≤ 2200, ≤ 30
- *   hashtags) or /{v}/{user}/threads (`media_type=VIDEO`, `video_url`, text ≤ 500), form-encoded;
+ *   hashtags) or /{v}/{user}/threads (`media_type=VIDEO`, `video_url`, text ≤ 500 counted as Threads
+ *   counts: one per character, an emoji its UTF-8 bytes), form-encoded;
+ * - resumable containers (Facebook Login only): `upload_type=resumable` without `video_url` answers
+ *   `{id, uri}` on the rupload listener; POST {uri} with `Authorization: OAuth {token}`, `offset`
+ *   (exactly the bytes received so far), `file_size` (the same on every POST), Content-Type
+ *   application/octet-stream and a Content-Length of 1 to file_size - offset; the body is streamed,
+ *   counted and hashed, and bytes that arrived before a connection broke are kept; GET {uri} answers
+ *   `{offset}`. Once file_size bytes are in, processing runs as for a fetched link;
  *   the simulator FETCHES `video_url` (streaming, hashing, checking Content-Type/Length) and the
  *   container stays IN_PROGRESS until the fetch is done and `processingPolls` more status reads
  *   passed, then FINISHED; a failed fetch makes it ERROR; 24 h after creation it is EXPIRED;
@@ -18,16 +25,18 @@
  * Faults on demand: reset (before or after the work is committed), hang, any answer, expiring the
  * caller's token, and a container that ends in ERROR with a given reason.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { get as httpGet, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
 export type HostKind = 'ig' | 'fb' | 'threads';
-export type GraphRoute = 'refresh' | 'exchange' | 'create' | 'status' | 'media' | 'quota' | 'publish' | 'recent';
+export type GraphRoute = 'refresh' | 'exchange' | 'create' | 'status' | 'media' | 'quota' | 'publish' | 'recent' | 'rupload' | 'ruploadOffset';
 
 export interface GraphFault {
   route: GraphRoute;
   kind: 'reset' | 'resetAfterCommit' | 'hang' | 'respond' | 'respondAfterCommit' | 'expireToken';
+  /** rupload `reset`: keep this many body bytes of the POST, then break the connection. */
+  afterBytes?: number;
   host?: HostKind;
   skip?: number;
   times?: number;
@@ -58,6 +67,11 @@ export interface Container {
   fetched: boolean;
   bytes: number;
   sha256?: string;
+  /** A resumable container: its declared size, and every body byte that reached rupload for it (refused POSTs included). */
+  resumable: boolean;
+  fileSize: number | null;
+  wireBytes: number;
+  hash?: Hash;
   pollsLeft: number;
   mediaId?: string;
 }
@@ -101,6 +115,8 @@ interface LogEntry {
   method: string;
   path: string;
   status: number | 'reset' | 'hang';
+  /** rupload POSTs: the `offset` header sent. */
+  offset?: number;
 }
 
 const DAY = 86_400_000;
@@ -110,6 +126,14 @@ const SCOPES: Record<HostKind, { read: string[]; write: string[] }> = {
   threads: { read: ['threads_basic'], write: ['threads_basic', 'threads_content_publish'] },
 };
 const TOKEN_PREFIX: Record<HostKind, string> = { ig: 'IGAA', fb: 'EAAB', threads: 'THAA' };
+const segmenter = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+
+/** "Text posts are limited to 500 characters. Emojis are counted as the number of UTF-8 bytes." */
+function threadsLength(text: string): number {
+  let n = 0;
+  for (const { segment } of segmenter.segment(text)) n += /\p{Extended_Pictographic}|\p{Regional_Indicator}|\u20E3/u.test(segment) ? Buffer.byteLength(segment) : 1;
+  return n;
+}
 
 class GraphFailure extends Error {
   readonly status: number;
@@ -343,21 +367,46 @@ export async function startGraphSim(options: GraphSimOptions = {}) {
         const type = params.get('media_type');
         const wanted = host === 'threads' ? 'VIDEO' : 'REELS';
         if (type !== wanted) throw new GraphFailure(400, 100, `(#100) media_type must be ${wanted} for a single video (got ${type ?? 'none'})`, host === 'threads' ? undefined : 2207023);
-        const videoUrl = params.get('video_url');
-        if (!videoUrl || !/^https?:\/\//.test(videoUrl)) throw new GraphFailure(400, 100, '(#100) The parameter video_url is required');
+        const uploadType = params.get('upload_type');
+        const resumable = uploadType === 'resumable';
+        if (uploadType !== undefined && !resumable) throw new GraphFailure(400, 100, `(#100) Invalid upload_type ${uploadType}`);
+        // Meta documents the resumable upload only for apps with Facebook Login for Business.
+        if (resumable && host !== 'fb') throw new GraphFailure(400, 100, '(#100) upload_type=resumable is not supported for this app');
+        const videoUrl = params.get('video_url') ?? '';
+        if (resumable && videoUrl) throw new GraphFailure(400, 100, '(#100) video_url cannot be used with upload_type=resumable');
+        if (!resumable && !/^https?:\/\//.test(videoUrl)) throw new GraphFailure(400, 100, '(#100) The parameter video_url is required');
         const text = params.get(host === 'threads' ? 'text' : 'caption') ?? '';
         if (host === 'threads') {
-          if ([...text].length > 500) throw new GraphFailure(400, 100, 'Param text must be at most 500 characters long.');
+          const length = threadsLength(text);
+          if (length > 500) throw new GraphFailure(400, 100, `Param text must be at most 500 characters long (it counts ${length}).`);
           if (params.has('caption')) throw new GraphFailure(400, 100, '(#100) Unknown parameter caption');
         } else {
           if ([...text].length > 2200) throw new GraphFailure(400, 100, 'The caption is too long.', 2207010);
           if ((text.match(/#[\p{L}\p{N}_]+/gu) ?? []).length > 30) throw new GraphFailure(400, 100, 'Too many hashtags.', 2207010);
           if (params.has('text')) throw new GraphFailure(400, 100, '(#100) Unknown parameter text');
         }
-        const container: Container = { id: newId(), host, userId: record.userId, videoUrl, text, createdAt: now(), state: 'IN_PROGRESS', fetched: false, bytes: 0, pollsLeft: processingPolls };
+        const container: Container = {
+          id: newId(),
+          host,
+          userId: record.userId,
+          videoUrl,
+          text,
+          createdAt: now(),
+          state: 'IN_PROGRESS',
+          fetched: false,
+          bytes: 0,
+          pollsLeft: processingPolls,
+          resumable,
+          fileSize: null,
+          wireBytes: 0,
+        };
         containers.set(container.id, container);
-        fetchVideo(container);
-        return { id: container.id };
+        if (!resumable) {
+          fetchVideo(container);
+          return { id: container.id };
+        }
+        container.hash = createHash('sha256');
+        return { id: container.id, uri: `${urls.rupload}/ig-api-upload/${version}/${container.id}` };
       }
       case 'status': {
         const { record } = authenticate(host, req, params, 'read');
@@ -495,10 +544,133 @@ export async function startGraphSim(options: GraphSimOptions = {}) {
     };
   }
 
-  const servers = new Map<HostKind, Server>();
-  const urls = {} as Record<HostKind, string>;
-  for (const host of ['ig', 'fb', 'threads'] as const) {
-    const server = createServer(serve(host));
+  // ---- rupload --------------------------------------------------------------------------------------
+
+  /** rupload's error shape: `{debug_info: {retriable, type, message}}`. */
+  class RuploadFailure extends Error {
+    readonly status: number;
+    readonly type: string;
+    constructor(status: number, type: string, message: string) {
+      super(message);
+      this.status = status;
+      this.type = type;
+    }
+    get body() {
+      return { debug_info: { retriable: false, type: this.type, message: this.message } };
+    }
+  }
+
+  function ruploadAuth(req: IncomingMessage, container: Container, need: 'read' | 'write'): TokenRecord {
+    const match = req.headers.authorization?.match(/^OAuth (\S+)$/);
+    if (!match) throw new RuploadFailure(401, 'OAuthException', 'Authorization: OAuth <access token> is required');
+    const record = tokens.get(match[1]!);
+    if (!record || record.host !== 'fb' || record.revoked) throw new RuploadFailure(401, 'OAuthException', 'Invalid OAuth access token');
+    if (record.expiresAt <= now()) throw new RuploadFailure(401, 'OAuthException', 'Error validating access token: Session has expired');
+    if (SCOPES.fb[need].some((s) => !record.scope.has(s))) throw new RuploadFailure(403, 'OAuthException', 'The token lacks instagram_content_publish');
+    if (record.userId !== container.userId) throw new RuploadFailure(404, 'NotFoundError', `Container ${container.id} does not exist`);
+    return record;
+  }
+
+  function header(req: IncomingMessage, name: string): number | undefined {
+    const raw = req.headers[name];
+    return typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : undefined;
+  }
+
+  /** Reads (and counts) a POST body; `keep` bytes are taken into the container, the rest refused. */
+  async function receive(req: IncomingMessage, container: Container, keep: number, fault: GraphFault | undefined): Promise<'ok' | 'reset'> {
+    const limit = fault?.kind === 'reset' ? Math.min(keep, fault.afterBytes ?? 0) : keep;
+    let taken = 0;
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      // Past a simulated break nothing arrives: only the kept part crossed the wire.
+      const part = chunk.length <= limit - taken ? chunk : chunk.subarray(0, Math.max(0, limit - taken));
+      taken += part.length;
+      container.wireBytes += part.length;
+      container.bytes += part.length;
+      container.hash?.update(part);
+      if (fault?.kind === 'reset' && taken >= limit) return 'reset';
+    }
+    return 'ok';
+  }
+
+  async function serveRupload(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const method = req.method ?? 'GET';
+    const route: GraphRoute = method === 'GET' ? 'ruploadOffset' : 'rupload';
+    const entry: LogEntry = { host: 'fb', route, method, path: url.pathname, status: 200 };
+    log.push(entry);
+    const send = (status: number, body: unknown) => {
+      entry.status = status;
+      res.writeHead(status, { 'content-type': 'application/json; charset=UTF-8' });
+      res.end(JSON.stringify(body));
+    };
+    const match = url.pathname.match(/^\/ig-api-upload\/([^/]+)\/(\d+)$/);
+    const container = match ? containers.get(match[2]!) : undefined;
+    try {
+      if (!match || match[1] !== version || !container?.resumable || (method !== 'GET' && method !== 'POST')) {
+        throw new RuploadFailure(404, 'NotFoundError', `No upload session at ${url.pathname}`);
+      }
+      const fault = takeFault('fb', route);
+      if (fault?.kind === 'hang') {
+        entry.status = 'hang';
+        hanging.add(res);
+        return;
+      }
+      if (fault?.kind === 'respond') return send(fault.status ?? 500, fault.body ?? {});
+      if (fault?.kind === 'expireToken') {
+        const record = tokens.get(req.headers.authorization?.replace(/^OAuth /, '') ?? '');
+        if (record) record.expiresAt = now();
+      }
+      expireIfOld(container);
+      if (method === 'GET') {
+        ruploadAuth(req, container, 'read');
+        return send(200, { id: container.id, offset: container.bytes, ...(container.fileSize !== null ? { file_size: container.fileSize } : {}) });
+      }
+      ruploadAuth(req, container, 'write');
+      if (container.state !== 'IN_PROGRESS' || container.fetched) throw new RuploadFailure(400, 'BadRequest', `The upload of container ${container.id} is over (${statusOf(container)})`);
+      if (req.headers.file_url !== undefined) throw new RuploadFailure(400, 'BadRequest', 'file_url uploads are not simulated');
+      const offset = header(req, 'offset');
+      if (offset !== undefined) entry.offset = offset;
+      const fileSize = header(req, 'file_size');
+      if (offset === undefined || fileSize === undefined || fileSize <= 0) throw new RuploadFailure(400, 'BadRequest', 'The offset and file_size headers are required');
+      if (container.fileSize !== null && container.fileSize !== fileSize) throw new RuploadFailure(400, 'BadRequest', `file_size ${fileSize} differs from ${container.fileSize}`);
+      if (offset !== container.bytes) throw new RuploadFailure(400, 'BadRequest', `offset ${offset} does not match the ${container.bytes} bytes received`);
+      if ((req.headers['content-type'] ?? '').split(';')[0]!.trim() !== 'application/octet-stream') throw new RuploadFailure(400, 'BadRequest', 'Content-Type must be application/octet-stream');
+      const length = header(req, 'content-length');
+      if (length === undefined || length < 1 || length > fileSize - offset) throw new RuploadFailure(400, 'BadRequest', 'Content-Length must be 1 to file_size - offset');
+      container.fileSize = fileSize;
+      if ((await receive(req, container, length, fault)) === 'reset') {
+        entry.status = 'reset';
+        req.socket.destroy();
+        return;
+      }
+      if (container.bytes - offset !== length) throw new RuploadFailure(400, 'BadRequest', 'The body was shorter than Content-Length');
+      if (container.bytes === fileSize) {
+        container.sha256 = container.hash?.digest('hex');
+        container.fetched = true;
+        const injected = containerFailures.shift();
+        if (injected) {
+          container.state = 'ERROR';
+          container.reason = injected;
+        }
+      }
+      if (fault?.kind === 'reset' || fault?.kind === 'resetAfterCommit') {
+        entry.status = 'reset';
+        req.socket.destroy();
+        return;
+      }
+      send(200, container.fetched ? { success: true, message: 'Upload successful.' } : { success: true, offset: container.bytes });
+    } catch (error) {
+      // A refused POST's body is still read (and counted), as it crossed the wire.
+      if (container && req.readable) for await (const chunk of req as AsyncIterable<Buffer>) container.wireBytes += chunk.length;
+      if (error instanceof RuploadFailure) return send(error.status, error.body);
+      send(500, { debug_info: { retriable: true, type: 'InternalError', message: String(error) } });
+    }
+  }
+
+  const servers = new Map<HostKind | 'rupload', Server>();
+  const urls = {} as Record<HostKind | 'rupload', string>;
+  for (const host of ['ig', 'fb', 'threads', 'rupload'] as const) {
+    const server = createServer(host === 'rupload' ? (req, res) => void serveRupload(req, res) : serve(host));
     server.on('connection', (socket) => {
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
@@ -511,7 +683,7 @@ export async function startGraphSim(options: GraphSimOptions = {}) {
   return {
     urls,
     /** deps.urls for the Instagram adapter. */
-    instagramUrls: { instagramGraph: urls.ig, facebookGraph: urls.fb, rupload: urls.fb },
+    instagramUrls: { instagramGraph: urls.ig, facebookGraph: urls.fb, rupload: urls.rupload },
     threadsUrls: { api: urls.threads },
     addUser,
     users,

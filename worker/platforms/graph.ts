@@ -2,7 +2,8 @@
  * The one Meta Graph helper shared by Instagram (both logins) and Threads (platform reference §2,
  * §8): requests with the token as a parameter, the `{error: {message, type, code, error_subcode,
  * fbtrace_id}}` shape mapped to PublishError by code and subcode, and the container flow both
- * platforms share: create a container from the public link, poll it until FINISHED, check the
+ * platforms share: create a container from the public link (or, for Instagram with Facebook Login,
+ * a resumable container whose bytes go to the rupload host), poll it until FINISHED, check the
  * publishing quota, `*_publish`, permalink.
  *
  * Exactly-once: the `*_publish` call is not idempotent, but the container records its outcome
@@ -12,13 +13,17 @@
  * published again, FINISHED means the earlier call did not take effect. A container that can no
  * longer become a post (ERROR, EXPIRED, gone) is replaced by a new one, which is safe because an
  * unpublished container is invisible.
+ *
+ * Resumable uploads: the container id and its upload URI are checkpointed before any byte is sent,
+ * the byte count after each chunk, and `uploaded` before the container is polled; an interrupted
+ * upload asks the upload session for its offset and sends only what it lacks.
  */
 import { z } from 'zod';
 import { captionProblem } from '../../core/captions.ts';
 import { MESSAGES, PublishError, withOutcomeUnknown } from '../../core/errors.ts';
 import type { Checkpoint, PlatformDeps, PlatformSpec, PublishInput, PublishResult } from '../../core/platforms.ts';
-import { requestJson, retryAfterSeconds } from './http.ts';
-import type { MapError } from './http.ts';
+import { requestJson, retryAfterSeconds, streamBody } from './http.ts';
+import type { HttpRequest, MapError, RequestOptions } from './http.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -41,7 +46,15 @@ export function graphErrorInfo(body: unknown): GraphErrorInfo {
     return info;
   }
   if (!body || typeof body !== 'object') return info;
-  const error = (body as { error?: unknown }).error;
+  // The rupload host answers `{debug_info: {retriable, type, message}}` instead.
+  const { error, debug_info: debug } = body as { error?: unknown; debug_info?: unknown };
+  if ((!error || typeof error !== 'object') && debug && typeof debug === 'object') {
+    const d = debug as Record<string, unknown>;
+    info.message = typeof d.message === 'string' ? d.message.slice(0, 300) : '';
+    info.type = typeof d.type === 'string' ? d.type : undefined;
+    info.isTransient = d.retriable === true;
+    return info;
+  }
   if (!error || typeof error !== 'object') return info;
   const e = error as Record<string, unknown>;
   const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : typeof v === 'string' && /^-?\d+$/.test(v) ? Number(v) : undefined);
@@ -151,13 +164,14 @@ export function mapGraphError(status: number, body: unknown, headers: Headers, n
   if (subcode === 2207027 || code === 9007) return new PublishError('unavailable', message, { ...options, retryable: true });
   if (code === 100 || code === 24) return new PublishError('rejected', message, { ...options, retryable: false, detail: user ?? raw });
   if (status === 401) return new PublishError('auth', message, { ...options, retryable: true });
+  if (status === 404) return new PublishError('rejected', message, { ...options, retryable: false });
   return new PublishError('unknown', message, options);
 }
 
 /** "Object ... does not exist" on a read: the container or media is gone (or never was ours). */
 export function isMissingObject(error: unknown): boolean {
   if (!(error instanceof PublishError)) return false;
-  return error.code === 'rejected' && /\((100\/33|24)\b|does not exist|cannot be loaded/i.test(error.detail);
+  return error.code === 'rejected' && (error.status === 404 || /\((100\/33|24)\b|does not exist|cannot be loaded/i.test(error.detail));
 }
 
 function formatWait(seconds: number): string {
@@ -200,15 +214,20 @@ export async function graphCall<T>(
   params: Record<string, string>,
   options: { safeToRepeat: boolean },
 ): Promise<T> {
-  const mapError: MapError = (status, body, headers) => mapGraphError(status, body, headers, deps.now(), target.context);
   const requestOptions = { safeToRepeat: options.safeToRepeat, timeoutMs: target.timeoutMs };
   if (method === 'GET') {
     const url = graphUrl(target, path, { ...params, access_token: target.token });
-    return (await requestJson<T>(deps, url, { method: 'GET' }, mapError, requestOptions)).body;
+    return graphRequest<T>(deps, target, url, { method: 'GET' }, requestOptions);
   }
   const form = new URLSearchParams({ ...params, access_token: target.token });
   const url = graphUrl(target, path, {});
-  return (await requestJson<T>(deps, url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() }, mapError, requestOptions)).body;
+  return graphRequest<T>(deps, target, url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() }, requestOptions);
+}
+
+/** Any request to a Meta host (Graph or rupload), its errors mapped by the Graph table. */
+async function graphRequest<T>(deps: PlatformDeps, target: GraphTarget, url: string, init: HttpRequest, options: RequestOptions): Promise<T> {
+  const mapError: MapError = (status, body, headers) => mapGraphError(status, body, headers, deps.now(), target.context);
+  return (await requestJson<T>(deps, url, init, mapError, options)).body;
 }
 
 export function unexpected(label: string, what: string, outcomeUnknown: boolean): PublishError {
@@ -226,6 +245,8 @@ export interface ContainerStatus {
 }
 
 export const idSchema = z.object({ id: z.union([z.string().min(1), z.number()]).transform(String) });
+const uploadUriSchema = z.object({ uri: z.url() });
+const offsetSchema = z.object({ offset: z.union([z.number().int().nonnegative(), z.string().regex(/^\d+$/).transform(Number)]) });
 const permalinkSchema = z.object({ permalink: z.string().url().optional(), shortcode: z.string().optional() });
 const quotaSchema = z.object({
   data: z.array(z.object({ quota_usage: z.number().optional(), config: z.object({ quota_total: z.number().optional(), quota_duration: z.number().optional() }).optional() })),
@@ -254,6 +275,17 @@ export interface ContainerTuning {
   lookupSkewSeconds: number;
 }
 
+/** Bytes sent to Meta's rupload host instead of a public link (Instagram with Facebook Login). */
+export interface ResumableUpload {
+  /** The rupload host from config: the only host the token is sent to for bytes. */
+  base: string;
+  /**
+   * Bytes per POST, each with its `offset`, as a resumed upload sends them. fetch does not hold
+   * back a streamed body for a slow socket, so one POST for a whole file could sit in memory.
+   */
+  chunkBytes: number;
+}
+
 export interface ContainerPlatform {
   spec: PlatformSpec;
   /** Prefix of crash point names ('instagram', 'threads'). */
@@ -263,7 +295,10 @@ export interface ContainerPlatform {
   userId: string;
   /** The create call's path (relative to the version) and parameters, without the token. */
   createPath: string;
-  createParams(input: PublishInput, mediaUrl: string): Record<string, string>;
+  /** `mediaUrl` is null for a resumable container (the bytes follow on the rupload host). */
+  createParams(input: PublishInput, mediaUrl: string | null): Record<string, string>;
+  /** How this account's containers get their bytes: null for the public link. */
+  upload(deps: PlatformDeps): ResumableUpload | null;
   statusFields: string;
   readStatus(body: unknown): ContainerStatus | null;
   publishPath: string;
@@ -278,6 +313,10 @@ export interface ContainerCheckpoint {
   containerId?: string;
   /** ms since the epoch, when the container was created. */
   containerAt?: number;
+  /** A resumable container's upload URI, the bytes the server acknowledged, and whether all are in. */
+  uploadUri?: string;
+  uploadedBytes?: number;
+  uploaded?: boolean;
   /** ISO time a publish call was about to be sent; cleared when its outcome is known. */
   publishSentAt?: string;
   mediaId?: string;
@@ -292,6 +331,10 @@ export function readContainerCheckpoint(checkpoint: Checkpoint): ContainerCheckp
   const containerId = str(checkpoint.containerId);
   if (containerId) out.containerId = containerId;
   if (typeof checkpoint.containerAt === 'number' && Number.isFinite(checkpoint.containerAt)) out.containerAt = checkpoint.containerAt;
+  const uploadUri = str(checkpoint.uploadUri);
+  if (uploadUri) out.uploadUri = uploadUri;
+  if (typeof checkpoint.uploadedBytes === 'number' && Number.isSafeInteger(checkpoint.uploadedBytes)) out.uploadedBytes = checkpoint.uploadedBytes;
+  if (typeof checkpoint.uploaded === 'boolean') out.uploaded = checkpoint.uploaded;
   const sent = str(checkpoint.publishSentAt);
   if (sent) out.publishSentAt = sent;
   const mediaId = str(checkpoint.mediaId);
@@ -323,7 +366,7 @@ async function abandon(run: Run, why: string): Promise<void> {
   const id = run.cp.containerId;
   if (!id) return;
   run.log.warn({ containerId: id, why }, 'container abandoned; it was never published');
-  await save(run, { containerId: null, containerAt: null, publishSentAt: null, abandoned: [...(run.cp.abandoned ?? []), id] });
+  await save(run, { containerId: null, containerAt: null, publishSentAt: null, uploadUri: null, uploadedBytes: null, uploaded: null, abandoned: [...(run.cp.abandoned ?? []), id] });
 }
 
 async function readStatus(run: Run, containerId: string): Promise<ContainerStatus> {
@@ -409,19 +452,118 @@ async function checkQuota(run: Run): Promise<void> {
 async function createContainer(run: Run, mediaUrl: string | null): Promise<PublishResult> {
   const { platform } = run;
   const { label } = platform.spec;
-  if (!mediaUrl) {
+  const upload = platform.upload(run.deps);
+  if (!upload && !mediaUrl) {
     const detail = MESSAGES.metaNeedsPublicLink(label);
     throw new PublishError('rejected', `${label} needs a public link to the video (PUBLIC_BASE_URL).`, { retryable: false, detail, userMessage: detail });
   }
   // A create whose answer is lost leaves an orphan container that nobody can publish, and it
   // expires in 24 h: safe to repeat (it only counts toward the 400 containers a day).
-  const body = await graphCall<unknown>(run.deps, run.target, 'POST', platform.createPath, platform.createParams(run.input, mediaUrl), { safeToRepeat: true });
+  const body = await graphCall<unknown>(run.deps, run.target, 'POST', platform.createPath, platform.createParams(run.input, upload ? null : mediaUrl), { safeToRepeat: true });
   const parsed = idSchema.safeParse(body);
   if (!parsed.success) throw unexpected(platform.spec.label, 'the container creation', false);
   const containerId = parsed.data.id;
-  await save(run, { containerId, containerAt: run.deps.now(), publishSentAt: null });
+  if (!upload) {
+    await save(run, { containerId, containerAt: run.deps.now(), publishSentAt: null });
+    run.deps.crashPoint(`${platform.id}.after_container`);
+    run.log.info({ containerId }, 'container created');
+    return { status: 'processing', remoteId: containerId, checkAfterSeconds: platform.tuning.firstCheckSeconds };
+  }
+  const returned = uploadUriSchema.safeParse(body);
+  if (!returned.success) throw unexpected(platform.spec.label, 'the resumable container creation', false);
+  const uploadUri = onUploadHost(returned.data.uri, upload);
+  await save(run, { containerId, containerAt: run.deps.now(), publishSentAt: null, uploadUri, uploadedBytes: 0, uploaded: false });
   run.deps.crashPoint(`${platform.id}.after_container`);
-  run.log.info({ containerId }, 'container created');
+  run.log.info({ containerId }, 'resumable container created');
+  await uploadBytes(run, upload, uploadUri, 0);
+  return { status: 'processing', remoteId: containerId, checkAfterSeconds: platform.tuning.firstCheckSeconds };
+}
+
+/**
+ * Meta's own URI is used (a hand-built one can leave the container stuck IN_PROGRESS), but only on
+ * the configured rupload host: the token never goes anywhere a create answer names.
+ */
+function onUploadHost(uri: string, upload: ResumableUpload): string {
+  const given = new URL(uri);
+  const base = new URL(upload.base);
+  if (given.origin === base.origin) return given.toString();
+  return new URL(`${given.pathname}${given.search}`, base).toString();
+}
+
+/**
+ * The upload session's own count: the one offset the next POST may carry; null when the session
+ * cannot say. How to read it is UNCONFIRMED in the reference (§2); this asks the upload URI itself
+ * (GET, the same OAuth header), as Meta's Graph resumable-upload API answers `GET upload:{id}`
+ * with its `file_offset`. Auth, rate-limit and transient failures are thrown as usual.
+ */
+async function uploadOffset(run: Run, uri: string): Promise<number | null> {
+  let body: unknown;
+  try {
+    body = await graphRequest<unknown>(run.deps, run.target, uri, { method: 'GET', headers: { authorization: `OAuth ${run.target.token}` } }, { safeToRepeat: true, timeoutMs: run.target.timeoutMs });
+  } catch (error) {
+    if (error instanceof PublishError && !isMissingObject(error) && (error.code === 'rejected' || (error.code === 'unknown' && error.status !== undefined && error.status < 500))) return null;
+    throw error;
+  }
+  const parsed = offsetSchema.safeParse(body);
+  return parsed.success && parsed.data.offset <= run.input.rendition.size ? parsed.data.offset : null;
+}
+
+async function uploadBytes(run: Run, upload: ResumableUpload, uri: string, from: number): Promise<void> {
+  const { rendition } = run.input;
+  let offset = from;
+  let askedAgain = false;
+  while (offset < rendition.size) {
+    const end = Math.min(rendition.size, offset + upload.chunkBytes);
+    const stream = await rendition.open({ start: offset, end: end - 1 });
+    const headers = { authorization: `OAuth ${run.target.token}`, offset: String(offset), file_size: String(rendition.size), 'content-type': 'application/octet-stream' };
+    try {
+      // Bytes of an unpublished container: sending them again creates nothing anyone sees.
+      await graphRequest<unknown>(run.deps, run.target, uri, { method: 'POST', headers, body: streamBody(stream, end - offset) }, {
+        safeToRepeat: true,
+        timeoutMs: run.target.timeoutMs + Math.ceil((end - offset) / 65_536) * 1000,
+      });
+    } catch (error) {
+      // The session holds another count than ours (part of a chunk arrived before its answer
+      // was lost): ask it once and go on from there rather than failing the attempt.
+      const known = !askedAgain && error instanceof PublishError && error.status === 400 && /offset/i.test(error.detail) ? await uploadOffset(run, uri) : null;
+      if (known === null) throw error;
+      askedAgain = true;
+      offset = known;
+      continue;
+    }
+    offset = end;
+    await save(run, { uploadedBytes: offset });
+  }
+  await save(run, { uploaded: true });
+  run.deps.crashPoint(`${run.platform.id}.after_upload`);
+  run.log.info({ containerId: run.cp.containerId, bytes: rendition.size }, 'video uploaded');
+}
+
+/**
+ * A resumable container whose bytes are not all in: send the rest from the session's offset, or
+ * start over with a new container when that cannot be (gone, too old, offset unknowable).
+ */
+async function resumeUpload(run: Run, containerId: string, uri: string, mediaUrl: string | null): Promise<PublishResult> {
+  const { platform } = run;
+  const upload = platform.upload(run.deps);
+  const age = (run.deps.now() - (run.cp.containerAt ?? run.deps.now())) / 1000;
+  if (!upload || age > platform.tuning.containerMaxAgeSeconds) {
+    await abandon(run, upload ? 'upload too old to finish' : 'account no longer uploads bytes');
+    return createContainer(run, mediaUrl);
+  }
+  let offset: number | null;
+  try {
+    offset = await uploadOffset(run, uri);
+  } catch (error) {
+    if (!isMissingObject(error)) throw error;
+    offset = null;
+  }
+  if (offset === null) {
+    await abandon(run, 'the upload session could not say how much it holds');
+    return createContainer(run, mediaUrl);
+  }
+  run.log.info({ containerId, offset, size: run.input.rendition.size }, "upload resumes at the session's offset");
+  await uploadBytes(run, upload, uri, offset);
   return { status: 'processing', remoteId: containerId, checkAfterSeconds: platform.tuning.firstCheckSeconds };
 }
 
@@ -456,6 +598,7 @@ async function sendPublish(run: Run, containerId: string): Promise<PublishResult
 /** Where the saved container stands, and the next step. */
 async function resumeContainer(run: Run, containerId: string, mediaUrl: string | null): Promise<PublishResult> {
   const { platform } = run;
+  if (run.cp.uploadUri && run.cp.uploaded === false) return resumeUpload(run, containerId, run.cp.uploadUri, mediaUrl);
   let status: ContainerStatus;
   try {
     status = await readStatus(run, containerId);

@@ -92,7 +92,9 @@ export function createThreadsAdapter(overrides: ThreadsOptions = {}): PlatformAd
       userId: creds.userId,
       target: (deps): GraphTarget => ({ base: baseOf(deps), version: options.version, token: creds.accessToken, timeoutMs: options.requestTimeoutMs, context }),
       createPath: `${creds.userId}/threads`,
-      createParams: (input, mediaUrl) => ({ media_type: 'VIDEO', video_url: mediaUrl, ...(input.caption !== '' ? { text: input.caption } : {}) }),
+      createParams: (input, mediaUrl) => ({ media_type: 'VIDEO', video_url: mediaUrl ?? '', ...(input.caption !== '' ? { text: input.caption } : {}) }),
+      // Threads has no upload endpoint: Meta always fetches the public link.
+      upload: () => null,
       statusFields: 'status,error_message',
       readStatus: (body): ContainerStatus | null => {
         const parsed = statusSchema.safeParse(body);

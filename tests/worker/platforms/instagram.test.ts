@@ -210,6 +210,182 @@ test('caption limits: 2200 characters pass, 2201 are refused before any call', a
 });
 
 // ---------------------------------------------------------------------------------------------
+// Resumable upload (Facebook Login)
+
+/** 1 MiB chunks: the 3 MiB test file goes in four POSTs. */
+const chunked = createInstagramAdapter({ requestTimeoutMs: 2_000, uploadChunkBytes: MiB });
+
+function ruploadOffsets(sim: GraphSim): Array<number | undefined> {
+  return sim.log.filter((e) => e.route === 'rupload').map((e) => e.offset);
+}
+
+test('Facebook Login without a public link: resumable container, bytes streamed to rupload in order, then the usual publish', async () => {
+  await withSim({}, async (sim, media) => {
+    const user = sim.addUser({ host: 'fb' });
+    const deps = makeDeps(sim);
+    const input = makeInput(user, null);
+    const first = await chunked.publish(input, deps);
+    assert.equal(first.status, 'processing');
+    const containerId = first.status === 'processing' ? first.remoteId : '';
+    // The container and its upload URI are saved before any byte is sent, `uploaded` before polling.
+    assert.deepEqual(
+      { ...input.saves[0], containerAt: 0 },
+      { containerId, containerAt: 0, publishSentAt: null, uploadUri: `${sim.urls.rupload}/ig-api-upload/v23.0/${containerId}`, uploadedBytes: 0, uploaded: false },
+    );
+    assert.deepEqual(input.saves.slice(1).map((s) => s.uploadedBytes ?? s.uploaded), [MiB, 2 * MiB, 3 * MiB, small.size, true]);
+    assert.deepEqual(ruploadOffsets(sim), [0, MiB, 2 * MiB, 3 * MiB]);
+    assert.ok(sim.log.filter((e) => e.route === 'rupload').every((e) => e.status === 200));
+    const { result } = await untilDone(input, deps, first, chunked);
+    assert.equal(result.status, 'published', JSON.stringify(result));
+    const container = sim.containers.get(containerId)!;
+    assert.equal(container.resumable, true);
+    assert.equal(container.videoUrl, '', 'no public link was sent');
+    assert.deepEqual([container.bytes, container.wireBytes, container.sha256], [small.size, small.size, small.sha256]);
+    assert.equal(media.requests, 0, 'nobody fetched a link');
+    assert.deepEqual([sim.posts.length, sim.count('publish'), sim.count('ruploadOffset')], [1, 1, 0]);
+    assert.equal(sim.posts[0]!.text, input.caption);
+    assert.ok(sim.log.every((e) => e.host === 'fb'));
+    // Instagram Login keeps the public link (rupload is documented for Facebook Login only).
+    const ig = sim.addUser({ host: 'ig' });
+    const viaLink = makeInput(ig, media);
+    const linked = await chunked.publish(viaLink, deps);
+    assert.equal(sim.containers.get(linked.status === 'processing' ? linked.remoteId : '')?.resumable, false);
+    assert.equal(viaLink.checkpoint.uploadUri, undefined);
+  });
+});
+
+test('an interrupted upload resumes at the offset the session reports: no byte is sent twice', async () => {
+  await withSim({}, async (sim, media) => {
+    const user = sim.addUser({ host: 'fb' });
+    const deps = makeDeps(sim);
+    const input = makeInput(user, media);
+    // The second POST breaks after half its megabyte arrived.
+    sim.fault({ route: 'rupload', kind: 'reset', skip: 1, afterBytes: MiB / 2 });
+    const broken = await rejectsWith(chunked.publish(input, deps));
+    assert.deepEqual([broken.code, broken.retryable, broken.outcomeUnknown], ['unavailable', true, false], 'bytes of an unpublished container: plain retry');
+    const containerId = String(input.checkpoint.containerId);
+    const container = sim.containers.get(containerId)!;
+    assert.equal(container.bytes, MiB + MiB / 2, 'the server kept what arrived');
+    assert.deepEqual([input.checkpoint.uploadedBytes, input.checkpoint.uploaded], [MiB, false], 'our own count only knows whole chunks');
+
+    const again = resume(input, user, media);
+    const second = await chunked.publish(again, deps);
+    assert.equal(second.status === 'processing' && second.remoteId, containerId);
+    assert.equal(sim.count('ruploadOffset'), 1, 'asked the session once');
+    assert.deepEqual(ruploadOffsets(sim), [0, MiB, MiB + MiB / 2, 2 * MiB + MiB / 2]);
+    assert.equal(container.wireBytes, small.size, 'every byte crossed the wire exactly once');
+    assert.equal(container.sha256, small.sha256);
+    const { result } = await untilDone(again, deps, second, chunked);
+    assert.equal(result.status, 'published');
+    assert.deepEqual([sim.count('create'), sim.posts.length, media.requests], [1, 1, 0]);
+  });
+});
+
+test('an upload refused for an expired session: forced refresh (fb_exchange_token), then the upload continues with the new token', async () => {
+  await withSim({}, async (sim, media) => {
+    const user = sim.addUser({ host: 'fb' });
+    const deps = makeDeps(sim);
+    const input = makeInput(user, media);
+    sim.fault({ route: 'rupload', kind: 'respond', skip: 2, status: 401, body: { debug_info: { retriable: false, type: 'OAuthException', message: 'Error validating access token: Session has expired' } } });
+    const expired = await rejectsWith(chunked.publish(input, deps));
+    assert.deepEqual([expired.code, expired.retryable], ['auth', true]);
+    const refreshed = await chunked.refresh!(input.credentials, deps, { force: true });
+    assert.ok(refreshed);
+    const again = resume(input, user, media, refreshed.credentials);
+    const { result } = await untilDone(again, deps, await chunked.publish(again, deps), chunked);
+    assert.equal(result.status, 'published');
+    const container = sim.containers.get(String(again.checkpoint.containerId))!;
+    assert.deepEqual([container.wireBytes, container.sha256], [small.size, small.sha256]);
+    // The refused POST (its headers never read) and the same offset again with the new token.
+    assert.deepEqual(ruploadOffsets(sim), [0, MiB, undefined, 2 * MiB, 3 * MiB]);
+    assert.deepEqual([sim.count('create'), sim.count('exchange'), sim.posts.length], [1, 1, 1]);
+  });
+});
+
+test('crashes around the upload: after the container (nothing sent) and after the upload (nothing sent again); one reel', async () => {
+  await withSim({}, async (sim, media) => {
+    const user = sim.addUser({ host: 'fb' });
+    const input = makeInput(user, media);
+    await assert.rejects(chunked.publish(input, makeDeps(sim, { crashAt: 'instagram.after_container' })), /crash at instagram.after_container/);
+    assert.equal(sim.count('rupload'), 0);
+    const second = resume(input, user, media);
+    await assert.rejects(chunked.publish(second, makeDeps(sim, { crashAt: 'instagram.after_upload' })), /crash at instagram.after_upload/);
+    assert.equal(second.checkpoint.uploaded, true);
+    assert.equal(sim.count('ruploadOffset'), 1, 'the resumed upload asked where to start');
+    const uploads = sim.count('rupload');
+    const third = resume(second, user, media);
+    const deps = makeDeps(sim);
+    const { result } = await untilDone(third, deps, await chunked.publish(third, deps), chunked);
+    assert.equal(result.status, 'published');
+    assert.equal(sim.count('rupload'), uploads, 'no byte after the upload was recorded');
+    const container = sim.containers.get(String(third.checkpoint.containerId))!;
+    assert.deepEqual([container.wireBytes, container.sha256], [small.size, small.sha256]);
+    assert.deepEqual([sim.count('create'), sim.posts.length], [1, 1]);
+  });
+});
+
+test('a session that cannot say its offset: that container is given up (never published) and a new one gets the whole file', async () => {
+  await withSim({}, async (sim, media) => {
+    const user = sim.addUser({ host: 'fb' });
+    const deps = makeDeps(sim);
+    const input = makeInput(user, media);
+    sim.fault({ route: 'rupload', kind: 'reset', skip: 1, afterBytes: 1000 });
+    await rejectsWith(chunked.publish(input, deps));
+    const firstId = String(input.checkpoint.containerId);
+    sim.fault({ route: 'ruploadOffset', kind: 'respond', status: 405, body: { debug_info: { retriable: false, type: 'MethodNotAllowed', message: 'GET is not supported here' } } });
+    const again = resume(input, user, media);
+    const { result } = await untilDone(again, deps, await chunked.publish(again, deps), chunked);
+    assert.equal(result.status, 'published');
+    assert.deepEqual(again.checkpoint.abandoned, [firstId]);
+    const container = sim.containers.get(sim.posts[0]!.containerId)!;
+    assert.notEqual(container.id, firstId);
+    assert.deepEqual([container.wireBytes, container.sha256], [small.size, small.sha256]);
+    assert.deepEqual([sim.count('create'), sim.posts.length, sim.containers.get(firstId)?.state], [2, 1, 'IN_PROGRESS']);
+  });
+});
+
+test('the rupload simulator refuses a wrong offset, missing headers, another auth scheme and an Instagram Login container', async () => {
+  await withSim({}, async (sim, media) => {
+    const fb = sim.addUser({ host: 'fb' });
+    const ig = sim.addUser({ host: 'ig' });
+    const form = (params: Record<string, string>) => ({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params).toString() });
+    const created = (await (await fetch(`${sim.urls.fb}/v23.0/${fb.userId}/media`, form({ media_type: 'REELS', upload_type: 'resumable', caption: 'x', access_token: fb.accessToken }))).json()) as { id: string; uri: string };
+    assert.equal(created.uri, `${sim.urls.rupload}/ig-api-upload/v23.0/${created.id}`);
+    const good = { authorization: `OAuth ${fb.accessToken}`, offset: '0', file_size: '20', 'content-type': 'application/octet-stream' };
+    const send = async (headers: Record<string, string | undefined>, body: Buffer = Buffer.alloc(10, 1)) => {
+      const clean = Object.fromEntries(Object.entries(headers).filter((e): e is [string, string] => e[1] !== undefined));
+      const res = await fetch(created.uri, { method: 'POST', headers: clean, body });
+      return { status: res.status, message: ((await res.json()) as { debug_info?: { message?: string } }).debug_info?.message ?? '' };
+    };
+    assert.equal((await send({ ...good, authorization: undefined })).status, 401);
+    assert.equal((await send({ ...good, authorization: `Bearer ${fb.accessToken}` })).status, 401, 'the documented scheme is OAuth');
+    assert.equal((await send({ ...good, authorization: `OAuth ${ig.accessToken}` })).status, 401, "another login's token");
+    assert.equal((await send({ ...good, offset: undefined })).status, 400);
+    assert.equal((await send({ ...good, file_size: undefined })).status, 400);
+    assert.equal((await send({ ...good, 'content-type': 'video/mp4' })).status, 400);
+    const early = await send({ ...good, offset: '5' });
+    assert.equal(early.status, 400);
+    assert.match(early.message, /offset 5 does not match the 0 bytes/);
+    assert.equal((await send(good)).status, 200);
+    const offset = (await (await fetch(created.uri, { headers: { authorization: `OAuth ${fb.accessToken}` } })).json()) as { offset: number };
+    assert.equal(offset.offset, 10);
+    assert.equal((await send(good)).status, 400, 'offset 0 again');
+    assert.equal((await send({ ...good, offset: '10', file_size: '21' })).status, 400, 'file_size changed');
+    assert.equal((await send({ ...good, offset: '10' }, Buffer.alloc(11))).status, 400, 'past file_size');
+    const container = sim.containers.get(created.id)!;
+    assert.equal(container.bytes, 10, 'refused POSTs add nothing');
+    assert.equal((await send({ ...good, offset: '10' })).status, 200);
+    assert.equal(container.fetched, true);
+    assert.equal((await send({ ...good, offset: '20' }, Buffer.alloc(1))).status, 400, 'nothing after the end');
+    // Publishing before processing is over, and the Instagram Login host, are refused as well.
+    const code = async (r: Response) => ((await r.json()) as { error?: { code?: number } }).error?.code;
+    assert.equal(await code(await fetch(`${sim.urls.ig}/v23.0/${ig.userId}/media`, form({ media_type: 'REELS', upload_type: 'resumable', access_token: ig.accessToken }))), 100);
+    assert.equal(await code(await fetch(`${sim.urls.fb}/v23.0/${fb.userId}/media`, form({ media_type: 'REELS', upload_type: 'resumable', video_url: media.url, access_token: fb.accessToken }))), 100);
+    assert.equal((await fetch(`${sim.urls.rupload}/ig-api-upload/v23.0/999`, { method: 'POST', headers: good, body: Buffer.alloc(10) })).status, 404);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
 // Errors
 
 test('error mapping follows the reference code/subcode table', () => {
@@ -546,7 +722,11 @@ test('an expired container is replaced, never published', async () => {
   });
 });
 
-test('through the worker: the signed media link served by Reelay, a token refresh, polling by re-queued jobs, a crash after media_publish: one reel', async () => {
+/**
+ * Instagram Login: the signed media link served by Reelay. Facebook Login: the rendition read from
+ * its large object in ranges and uploaded to rupload, with a crash after the upload as well.
+ */
+async function throughTheWorker(host: 'ig' | 'fb'): Promise<void> {
   const [{ testContext }, { ensureWorkspace }, { upsertAccount, readCredentials }, { submitPost }, { listDeliveries, getDelivery }, { startWorker }, { makeClip }, { startHttp }] = await Promise.all([
     import('../../support/context.ts'),
     import('../../../core/workspaces.ts'),
@@ -565,13 +745,13 @@ test('through the worker: the signed media link served by Reelay, a token refres
   await new Promise<void>((resolve) => probe.close(() => resolve()));
   await withSim({ processingPolls: 1 }, async (sim) => {
     const ctx = await testContext({
-      env: { INSTAGRAM_GRAPH_URL: sim.urls.ig, FACEBOOK_GRAPH_URL: sim.urls.fb, PUBLIC_BASE_URL: `http://127.0.0.1:${port}`, META_APP_ID: CLIENT.clientId, META_APP_SECRET: CLIENT.clientSecret },
+      env: { INSTAGRAM_GRAPH_URL: sim.urls.ig, FACEBOOK_GRAPH_URL: sim.urls.fb, FACEBOOK_RUPLOAD_URL: sim.urls.rupload, PUBLIC_BASE_URL: `http://127.0.0.1:${port}`, META_APP_ID: CLIENT.clientId, META_APP_SECRET: CLIENT.clientSecret },
     });
     const http = await startHttp(ctx, { host: '127.0.0.1', port, checks: [] });
     try {
       await ensureWorkspace(ctx.pool, 'cli', 'UTC');
       // Five days left on a 55-day-old token: the worker refreshes it before publishing.
-      const user = sim.addUser({ host: 'ig', username: 'worker_reels', ageMs: 55 * DAY, lifetimeMs: 60 * DAY });
+      const user = sim.addUser({ host, username: 'worker_reels', ageMs: 55 * DAY, lifetimeMs: 60 * DAY });
       const account = await upsertAccount(ctx.pool, ctx.secrets, {
         workspaceId: 'cli',
         platform: 'instagram',
@@ -580,11 +760,15 @@ test('through the worker: the signed media link served by Reelay, a token refres
         credentials: credentialsOf(user),
         expiresAt: user.expiresAt,
       });
+      const crashAt = new Set(host === 'ig' ? ['instagram.after_publish'] : ['instagram.after_upload', 'instagram.after_publish']);
       let crashes = 0;
       const crashOnce = (deps: PlatformDeps): PlatformDeps => ({
         ...deps,
         crashPoint: (name) => {
-          if (name === 'instagram.after_publish' && crashes++ === 0) throw new Error('crash at instagram.after_publish');
+          if (crashAt.delete(name)) {
+            crashes++;
+            throw new Error(`crash at ${name}`);
+          }
         },
       });
       const fastPolls = createInstagramAdapter({ firstCheckSeconds: 1, checkSeconds: 1 });
@@ -603,12 +787,18 @@ test('through the worker: the signed media link served by Reelay, a token refres
         assert.equal(delivery?.state, 'published', `${delivery?.state}: ${delivery?.error ?? ''}`);
         assert.equal(sim.posts.length, 1, 'exactly one reel');
         assert.equal(sim.count('publish'), 1);
-        assert.equal(crashes, 1);
+        assert.equal(crashes, host === 'ig' ? 1 : 2);
         assert.equal(delivery?.remote_id, sim.posts[0]!.id);
         assert.equal(delivery?.url, sim.posts[0]!.permalink);
         const container = sim.containers.get(sim.posts[0]!.containerId)!;
-        assert.ok(container.videoUrl.startsWith(`http://127.0.0.1:${port}/media/`), 'the signed link');
-        assert.ok(container.bytes > 0 && container.sha256, 'Instagram fetched the rendition through the signed link');
+        if (host === 'ig') {
+          assert.ok(container.videoUrl.startsWith(`http://127.0.0.1:${port}/media/`), 'the signed link');
+          assert.ok(container.bytes > 0 && container.sha256, 'Instagram fetched the rendition through the signed link');
+        } else {
+          assert.equal(container.videoUrl, '');
+          assert.ok(container.sha256 && container.bytes > 0 && container.wireBytes === container.bytes, 'the rendition was uploaded once, whole');
+          assert.equal(sim.count('create'), 1);
+        }
         assert.ok(sim.count('status') >= 2, 'processing was polled');
         const stored = instagramCredentialsSchema.parse(await readCredentials(ctx.pool, ctx.secrets, account.id));
         assert.notEqual(stored.accessToken, user.accessToken, 'the refreshed token was stored');
@@ -621,15 +811,24 @@ test('through the worker: the signed media link served by Reelay, a token refres
       await ctx.dispose();
     }
   });
-});
+}
+
+for (const host of ['ig', 'fb'] as const) {
+  test(`through the worker (${host === 'ig' ? 'Instagram Login, the signed link' : 'Facebook Login, resumable upload'}): a token refresh, polling by re-queued jobs, crashes: one reel`, () => throughTheWorker(host));
+}
 
 // ---------------------------------------------------------------------------------------------
 // Memory
 
-test('a 200 MB file publishes from a process with a 64 MB heap: nothing is buffered', async () => {
-  const size = 200 * MiB + 3;
-  const path = join(dir, 'big.mp4');
-  const sha256 = randomFile(path, size);
+let big: { path: string; size: number; sha256: string } | undefined;
+
+async function publishBigFile(host: 'ig' | 'fb'): Promise<void> {
+  if (!big) {
+    const path = join(dir, 'big.mp4');
+    const size = 200 * MiB + 3;
+    big = { path, size, sha256: randomFile(path, size) };
+  }
+  const { path, size, sha256 } = big;
   const adapterUrl = new URL('../../../worker/platforms/instagram.ts', import.meta.url).href;
   const simUrl = new URL('../../sim/graph.ts', import.meta.url).href;
   const logUrl = new URL('../../../core/log.ts', import.meta.url).href;
@@ -637,22 +836,23 @@ test('a 200 MB file publishes from a process with a 64 MB heap: nothing is buffe
   // under the 64 MB heap.
   const script = `
     import { getHeapStatistics } from 'node:v8';
+    import { createReadStream } from 'node:fs';
     const { instagram } = await import(${JSON.stringify(adapterUrl)});
     const { startGraphSim, startMediaServer } = await import(${JSON.stringify(simUrl)});
     const { createLogger } = await import(${JSON.stringify(logUrl)});
     const args = JSON.parse(process.argv[1]);
     const sim = await startGraphSim({ processingPolls: 0 });
     const media = await startMediaServer({ path: args.path, size: args.size });
-    const user = sim.addUser({ host: 'ig' });
+    const user = sim.addUser({ host: args.host });
     const baseRss = process.memoryUsage().rss;
     let peakRss = 0, peakHeap = 0;
     const sample = () => { const m = process.memoryUsage(); peakRss = Math.max(peakRss, m.rss); peakHeap = Math.max(peakHeap, m.heapUsed); };
     const timer = setInterval(sample, 25);
-    const rendition = { id: 'big', size: args.size, sha256: args.sha256, contentType: 'video/mp4', width: 1080, height: 1920, durationSeconds: 60, open: async () => { throw new Error('not read'); } };
+    const rendition = { id: 'big', size: args.size, sha256: args.sha256, contentType: 'video/mp4', width: 1080, height: 1920, durationSeconds: 60, open: async (r) => { if (args.host === 'ig') throw new Error('not read'); return createReadStream(args.path, r ? { start: r.start, end: r.end } : {}); } };
     const checkpoint = {};
     const input = { deliveryId: 'big', createdAt: new Date(), caption: 'big file', rendition, account: { id: 'a', handle: user.username, remoteId: user.userId },
-      credentials: { loginType: 'instagram', accessToken: user.accessToken, expiresAt: user.expiresAt.toISOString(), scope: user.scope, userId: user.userId },
-      mediaUrl: media.url, checkpoint, saveCheckpoint: async (p) => { for (const [k, v] of Object.entries(p)) { if (v === null) delete checkpoint[k]; else checkpoint[k] = v; } } };
+      credentials: { loginType: args.host === 'ig' ? 'instagram' : 'facebook', accessToken: user.accessToken, expiresAt: user.expiresAt.toISOString(), scope: user.scope, userId: user.userId },
+      mediaUrl: args.host === 'ig' ? media.url : null, checkpoint, saveCheckpoint: async (p) => { for (const [k, v] of Object.entries(p)) { if (v === null) delete checkpoint[k]; else checkpoint[k] = v; } } };
     const deps = { fetch, signal: new AbortController().signal, log: createLogger({ level: 'silent' }), now: () => Date.now(), urls: sim.instagramUrls, oauthClient: null, crashPoint: () => {} };
     const started = Date.now();
     let result = await instagram.publish(input, deps);
@@ -662,7 +862,7 @@ test('a 200 MB file publishes from a process with a 64 MB heap: nothing is buffe
     console.log(JSON.stringify({ result, baseRss, peakRss, peakHeap, heapLimit: getHeapStatistics().heap_size_limit, ms: Date.now() - started, bytes: container.bytes, sha256: container.sha256, posts: sim.posts.length }));
     await sim.close(); await media.close();
   `;
-  const child = spawn(process.execPath, ['--max-old-space-size=64', '--input-type=module', '-e', script, JSON.stringify({ size, sha256, path })], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--max-old-space-size=64', '--input-type=module', '-e', script, JSON.stringify({ size, sha256, path, host })], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
@@ -672,7 +872,7 @@ test('a 200 MB file publishes from a process with a 64 MB heap: nothing is buffe
   const report = JSON.parse(out.trim().split('\n').at(-1)!) as { result: PublishResult; baseRss: number; peakRss: number; peakHeap: number; heapLimit: number; ms: number; bytes: number; sha256: string; posts: number };
   const growth = report.peakRss - report.baseRss;
   console.log(
-    `instagram 200 MB publish: ${report.ms} ms; RSS ${(report.baseRss / MiB).toFixed(1)} MiB after loading, peak ${(report.peakRss / MiB).toFixed(1)} MiB ` +
+    `instagram 200 MB publish (${host === 'ig' ? 'link' : 'rupload'}): ${report.ms} ms; RSS ${(report.baseRss / MiB).toFixed(1)} MiB after loading, peak ${(report.peakRss / MiB).toFixed(1)} MiB ` +
       `(+${(growth / MiB).toFixed(1)} MiB); peak heap ${(report.peakHeap / MiB).toFixed(1)} MiB of ${(report.heapLimit / MiB).toFixed(0)} MiB`,
   );
   assert.equal(report.result.status, 'published');
@@ -681,4 +881,8 @@ test('a 200 MB file publishes from a process with a 64 MB heap: nothing is buffe
   assert.equal(report.bytes, size);
   assert.equal(report.sha256, sha256);
   assert.equal(report.posts, 1);
-});
+}
+
+for (const host of ['ig', 'fb'] as const) {
+  test(`a 200 MB file publishes from a process with a 64 MB heap (${host === 'ig' ? 'fetched from the link' : 'resumable upload'}): nothing is buffered`, () => publishBigFile(host));
+}

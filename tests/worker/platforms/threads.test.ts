@@ -201,6 +201,55 @@ test('text limits: 500 characters pass, 501 are refused before any call; no publ
   });
 });
 
+test('an emoji-heavy caption is counted as Threads counts it: refused at intake with its numbers, and by the simulator on the wire', async () => {
+  // 133 characters to a reader; Threads counts each 🔥 as its 4 UTF-8 bytes: 123 × 4 + 10 = 502.
+  const over = '🔥'.repeat(123) + ' new reel!';
+  const fits = '🔥'.repeat(122) + ' new reel!';
+  assert.equal([...over].length, 133);
+  const expected = MESSAGES.captionTooLongEmojiBytes('Threads', 502, 500);
+  assert.match(expected, /502 characters on Threads/);
+
+  const [{ testContext }, { ensureWorkspace }, { upsertAccount }, { submitPost }] = await Promise.all([
+    import('../../support/context.ts'),
+    import('../../../core/workspaces.ts'),
+    import('../../../core/accounts.ts'),
+    import('../../../core/intake.ts'),
+  ]);
+  await withSim({}, async (sim, media) => {
+    const user = sim.addUser({ host: 'threads', username: 'emoji_th' });
+    const ctx = await testContext({ env: { PUBLIC_BASE_URL: 'https://reelay.example' } });
+    try {
+      await ensureWorkspace(ctx.pool, 'cli', 'UTC');
+      await upsertAccount(ctx.pool, ctx.secrets, { workspaceId: 'cli', platform: 'threads', handle: user.username, remoteId: user.userId, credentials: credentialsOf(user), expiresAt: user.expiresAt });
+      // The caption is checked before the file is even looked at.
+      const request = { workspaceId: 'cli', authorId: 'cli', filePath: join(dir, 'never-read.mp4'), targets: [{ platform: 'threads' as const, handle: null }] };
+      await assert.rejects(submitPost(ctx, { ...request, caption: over }), (error: unknown) => error instanceof Error && error.name === 'UserError' && error.message === expected);
+      await assert.rejects(submitPost(ctx, { ...request, caption: fits }), (error: unknown) => error instanceof Error && !error.message.includes('caption'), 'within the limit, intake goes on to the file');
+    } finally {
+      await ctx.dispose();
+    }
+
+    // The adapter refuses it before any call, in the same words.
+    const refused = await rejectsWith(adapter.publish(makeInput(user, media, { caption: over }), makeDeps(sim)));
+    assert.deepEqual([refused.code, refused.retryable, refused.detail], ['rejected', false, expected]);
+    assert.equal(sim.log.length, 0);
+
+    // The simulator counts the same way: 502 is refused, 498 goes through and is published as is.
+    const raw = await fetch(`${sim.urls.threads}/v1.0/${user.userId}/threads`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ media_type: 'VIDEO', video_url: media.url, text: over, access_token: user.accessToken }).toString(),
+    });
+    assert.equal(raw.status, 400);
+    assert.match(((await raw.json()) as { error: { message: string } }).error.message, /at most 500 characters.*counts 502/);
+    const deps = makeDeps(sim);
+    const input = makeInput(user, media, { caption: fits });
+    const { result } = await untilDone(input, deps, await adapter.publish(input, deps));
+    assert.equal(result.status, 'published');
+    assert.equal(sim.posts[0]?.text, fits);
+  });
+});
+
 test('container errors in plain words: INVALID_* is invalid_media; FAILED_DOWNLOADING_VIDEO gets a new container', async () => {
   await withSim({}, async (sim, media) => {
     const user = sim.addUser({ host: 'threads' });
