@@ -8,7 +8,7 @@
  * the placeholder that reports the chat as not configured.
  */
 import { spawn } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Config } from '../core/config.ts';
 import type { Context } from '../core/context.ts';
 import { MESSAGES } from '../core/errors.ts';
@@ -146,6 +146,8 @@ export interface HttpServer {
   url: string;
   /** Adds a health check, or replaces the one with the same name (a chat bot's real check). */
   addHealthCheck(check: HealthCheck): void;
+  /** A POST route for a chat's webhook. */
+  addPostRoute(path: string, handler: (request: IncomingMessage, response: ServerResponse) => void): void;
   close(): Promise<void>;
 }
 
@@ -159,6 +161,7 @@ export interface HttpOptions {
 export async function startHttp(ctx: Context, options: HttpOptions = {}): Promise<HttpServer> {
   const log = ctx.log.child({ component: 'http' });
   const checks = new Map<string, HealthCheck>();
+  const postRoutes = new Map<string, (request: IncomingMessage, response: ServerResponse) => void>();
   for (const check of options.checks ?? [...coreHealthChecks(ctx), ...chatPlaceholderChecks(ctx.config)]) checks.set(check.name, check);
 
   const server: Server = createServer((request, response) => {
@@ -185,6 +188,8 @@ export async function startHttp(ctx: Context, options: HttpOptions = {}): Promis
         });
       return;
     }
+    const postRoute = request.method === 'POST' ? postRoutes.get(path) : undefined;
+    if (postRoute) return postRoute(request, response);
     if (request.method === 'GET' && path === '/metrics') {
       renderMetrics(ctx.pool)
         .then((text) => {
@@ -210,6 +215,9 @@ export async function startHttp(ctx: Context, options: HttpOptions = {}): Promis
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     addHealthCheck: (check) => {
       checks.set(check.name, check);
+    },
+    addPostRoute: (path, handler) => {
+      postRoutes.set(path, handler);
     },
     close: () =>
       new Promise((resolve) => {

@@ -8,9 +8,9 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../core/config.ts';
-import { createContext } from '../core/context.ts';
+import { createContext, type Context } from '../core/context.ts';
 import { createLogger } from '../core/log.ts';
-import { startPds } from '../tests/support/pds.ts';
+import { startPds, type PdsAccount, type TestPdsHandle } from '../tests/support/pds.ts';
 import { addBluesky } from './accounts.ts';
 import { postJson } from './output.ts';
 import { postCommand, type CommandIo } from './posts.ts';
@@ -32,16 +32,29 @@ export async function makeSampleClip(path: string, ffmpegPath = 'ffmpeg'): Promi
   });
 }
 
-export async function runDemo(io: CommandIo, options: { keep?: boolean } = {}): Promise<number> {
+export interface DemoEnvironment {
+  ctx: Context;
+  pds: TestPdsHandle;
+  dir: string;
+  account: PdsAccount;
+  /** Prints a line with the time since the demo started. */
+  step(text: string): void;
+}
+
+/**
+ * Everything a demo needs, torn down afterwards whatever happens: a throwaway data dir with an
+ * embedded Postgres, a local PDS with one account, and the config the demo was given extras for.
+ */
+export async function withDemoEnvironment(io: CommandIo, options: { keep?: boolean; env?: Record<string, string> }, body: (env: DemoEnvironment) => Promise<number>): Promise<number> {
   const started = Date.now();
   const step = (text: string) => io.out(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${text}`);
   const dir = await mkdtemp(join(tmpdir(), 'reelay-demo-'));
   // The embedded Postgres runs as the postgres user when we are root: it must traverse this dir.
   await chmod(dir, 0o755);
-  const config = loadConfig({ REELAY_DATA_DIR: join(dir, 'data'), DATABASE_URL: '', REELAY_SECRET_KEY: '' });
+  const config = loadConfig({ REELAY_DATA_DIR: join(dir, 'data'), DATABASE_URL: '', REELAY_SECRET_KEY: '', ...options.env });
   const log = createLogger({ level: config.log.level ?? 'warn' });
-  let pds: Awaited<ReturnType<typeof startPds>> | undefined;
-  let ctx: Awaited<ReturnType<typeof createContext>> | undefined;
+  let pds: TestPdsHandle | undefined;
+  let ctx: Context | undefined;
   try {
     step('Starting an embedded Postgres and a local Bluesky PDS ...');
     // Both start at once; if either fails, the other must still be stopped or the process hangs.
@@ -53,11 +66,20 @@ export async function runDemo(io: CommandIo, options: { keep?: boolean } = {}): 
     if (!ctx || !pds) throw new Error('unreachable');
     const account = await pds.createAccount('alice.test');
     step(`PDS at ${pds.url}; account @${account.handle} with an app password.`);
+    return await body({ ctx, pds, dir, account, step });
+  } finally {
+    await ctx?.close();
+    await pds?.close();
+    if (!options.keep) await rm(dir, { recursive: true, force: true });
+  }
+}
 
+export async function runDemo(io: CommandIo, options: { keep?: boolean } = {}): Promise<number> {
+  return withDemoEnvironment(io, options, async ({ ctx, pds, dir, account, step }) => {
     await addBluesky(ctx, { handle: account.handle, appPassword: account.appPassword, service: pds.url, workspace: 'cli' }, { out: (t) => step(t) });
 
     const clip = join(dir, 'sample.mp4');
-    await makeSampleClip(clip, config.media.ffmpegPath);
+    await makeSampleClip(clip, ctx.config.media.ffmpegPath);
     step('Generated a 6 s vertical clip (1080x1920, needs converting to H.264 yuv420p).');
 
     let json = '';
@@ -80,9 +102,5 @@ export async function runDemo(io: CommandIo, options: { keep?: boolean } = {}): 
     io.out('');
     io.out('Nothing left this machine: the post lives on the local PDS, which stops now.');
     return 0;
-  } finally {
-    await ctx?.close();
-    await pds?.close();
-    if (!options.keep) await rm(dir, { recursive: true, force: true });
-  }
+  });
 }

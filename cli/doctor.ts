@@ -133,31 +133,31 @@ async function getJson(deps: DoctorDeps, url: string, headers: Record<string, st
 
 async function checkTelegram(config: Config, deps: DoctorDeps): Promise<DoctorRow> {
   const check = 'Telegram bot';
-  const { token, apiUrl } = config.chat.telegram;
+  const { token, apiRoot } = config.chat.telegram;
   if (!token) return { check, status: 'skip', detail: MESSAGES.chatNotConfigured('TELEGRAM_BOT_TOKEN') };
   try {
     // The token is part of the URL: never put the URL in a message.
-    const { status, body } = await getJson(deps, `${apiUrl}/bot${token}/getMe`);
+    const { status, body } = await getJson(deps, `${apiRoot}/bot${token}/getMe`);
     const result = (body as { ok?: boolean; result?: { username?: string } } | null)?.result;
     if (status === 200 && result?.username) return { check, status: 'ok', detail: `@${result.username} (getMe)` };
     return { check, status: 'fail', detail: `getMe answered ${status}`, fix: MESSAGES.fixChatToken('TELEGRAM_BOT_TOKEN') };
   } catch (error) {
-    return { check, status: 'fail', detail: `getMe: ${message(error)}`, fix: MESSAGES.fixChatUnreachable('Telegram', 'TELEGRAM_API_URL') };
+    return { check, status: 'fail', detail: `getMe: ${message(error)}`, fix: MESSAGES.fixChatUnreachable('Telegram', 'TELEGRAM_API_ROOT') };
   }
 }
 
 async function checkDiscord(config: Config, deps: DoctorDeps): Promise<DoctorRow[]> {
   const check = 'Discord bot';
-  const { token, apiUrl, applicationId } = config.chat.discord;
+  const { token, apiRoot, applicationId } = config.chat.discord;
   if (!token) return [{ check, status: 'skip', detail: MESSAGES.chatNotConfigured('DISCORD_TOKEN') }];
   const rows: DoctorRow[] = [];
   try {
-    const { status, body } = await getJson(deps, `${apiUrl}/gateway/bot`, { authorization: `Bot ${token}` });
+    const { status, body } = await getJson(deps, `${apiRoot}/v10/gateway/bot`, { authorization: `Bot ${token}` });
     const gateway = body as { url?: string; shards?: number } | null;
     if (status === 200 && gateway?.url) rows.push({ check, status: 'ok', detail: `gateway ${gateway.url} (${gateway.shards ?? 1} shard${gateway.shards === 1 ? '' : 's'})` });
     else rows.push({ check, status: 'fail', detail: `gateway answered ${status}`, fix: MESSAGES.fixChatToken('DISCORD_TOKEN') });
   } catch (error) {
-    rows.push({ check, status: 'fail', detail: `gateway: ${message(error)}`, fix: MESSAGES.fixChatUnreachable('Discord', 'DISCORD_API_URL') });
+    rows.push({ check, status: 'fail', detail: `gateway: ${message(error)}`, fix: MESSAGES.fixChatUnreachable('Discord', 'DISCORD_API_ROOT') });
   }
   if (!applicationId) rows.push({ check: 'Discord application id', status: 'fail', detail: 'DISCORD_APPLICATION_ID is not set', fix: MESSAGES.fixDiscordApplicationId() });
   return rows;

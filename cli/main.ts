@@ -176,7 +176,8 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .command('demo')
     .description('post a generated clip to a local Bluesky PDS through the real pipeline (no accounts needed)')
     .option('--keep', 'keep the demo data dir')
-    .action((options: { keep?: boolean }) => run(loadDemo().then((runDemo) => runDemo(io, options))));
+    .option('--chat <chat>', 'run the chat flow against a local chat simulator and print the conversation (telegram)')
+    .action((options: { keep?: boolean; chat?: string }) => run(loadDemo(options.chat).then((runDemo) => runDemo(io, options))));
   return program;
 }
 
@@ -185,9 +186,10 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
  * production install (the Docker image: npm ci --omit=dev) does not have; loading it lazily keeps
  * every other command working there.
  */
-async function loadDemo(): Promise<typeof import('./demo.ts').runDemo> {
+async function loadDemo(chat: string | undefined): Promise<typeof import('./demo.ts').runDemo> {
+  if (chat !== undefined && chat !== 'telegram') throw new UserError(MESSAGES.demoUnknownChat(chat));
   try {
-    return (await import('./demo.ts')).runDemo;
+    return chat === 'telegram' ? (await import('./demo-chat.ts')).runTelegramDemo : (await import('./demo.ts')).runDemo;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') throw new UserError(MESSAGES.demoUnavailable());
     throw error;

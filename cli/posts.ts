@@ -1,10 +1,9 @@
 /** `reelay post` and `reelay posts ...`: submit, wait, list, show, cancel, retry. */
 import type { Context } from '../core/context.ts';
-import { withTransaction } from '../core/db.ts';
 import { MESSAGES, UserError } from '../core/errors.ts';
 import { submitPost } from '../core/intake.ts';
-import { sendPublish, sendTranscode } from '../core/jobs.ts';
-import { findPost, getPost, isTerminal, listDeliveries, listPosts, setJob, transition, type PostWithDeliveries } from '../core/posts.ts';
+import { cancelPost, loadPost, retryPost } from '../core/post-actions.ts';
+import { getPost, isTerminal, listDeliveries, listPosts, type PostWithDeliveries } from '../core/posts.ts';
 import { parseTargets } from '../core/targets.ts';
 import { isValidTimeZone } from '../core/schedule.ts';
 import { liveWorkerCount } from '../core/workers.ts';
@@ -28,13 +27,6 @@ export interface CommandIo {
 /** Exit code for a post: 1 when any delivery failed, else 0. */
 export function exitCodeFor(post: PostWithDeliveries): number {
   return post.media_state === 'failed' || post.deliveries.some((d) => d.state === 'failed' || d.state === 'unconfirmed') ? 1 : 0;
-}
-
-async function loadPost(ctx: Context, workspace: string, id: string): Promise<PostWithDeliveries> {
-  const post = await findPost(ctx.pool, workspace, id);
-  if (post === 'ambiguous') throw new UserError(`"${id}" matches more than one post; give more of the id.`);
-  if (!post) throw new UserError(MESSAGES.postNotFound(id));
-  return post;
 }
 
 function done(post: PostWithDeliveries): boolean {
@@ -95,33 +87,15 @@ export async function postsShow(ctx: Context, id: string, options: { workspace: 
 }
 
 export async function postsCancel(ctx: Context, id: string, options: { workspace: string; json?: boolean }, io: CommandIo): Promise<number> {
-  const post = await loadPost(ctx, options.workspace, id);
-  const cancellable = post.deliveries.filter((d) => d.state === 'scheduled' || d.state === 'awaiting_approval');
-  if (cancellable.length === 0) throw new UserError(MESSAGES.cannotCancel(post.id, post.deliveries.map((d) => d.state).join(', ')));
-  for (const delivery of cancellable) await transition(ctx.pool, delivery.id, 'cancelled', { error: MESSAGES.cancelled() });
-  const after = await loadPost(ctx, options.workspace, post.id);
+  const after = await cancelPost(ctx, await loadPost(ctx, options.workspace, id));
   io.out(options.json ? JSON.stringify(postJson(after)) : postText(after));
   return 0;
 }
 
-/**
- * Puts failed deliveries back on the schedule, keeping their checkpoints: the adapter asks the
- * platform before posting again, so a retry after an unknown outcome cannot duplicate.
- */
+/** Failed deliveries back on the schedule; see retryPost for why this cannot post twice. */
 export async function postsRetry(ctx: Context, id: string, options: { workspace: string; json?: boolean; wait?: boolean }, io: CommandIo): Promise<number> {
-  const post = await loadPost(ctx, options.workspace, id);
-  const failed = post.deliveries.filter((d) => d.state === 'failed' || d.state === 'unconfirmed');
-  if (failed.length === 0 && post.media_state !== 'failed') throw new UserError(MESSAGES.nothingToRetry(post.id));
-  await withTransaction(ctx.pool, async (tx) => {
-    const mediaFailed = post.media_state === 'failed';
-    if (mediaFailed) await tx.query(`UPDATE posts SET media_state = 'pending', media_error = NULL WHERE id = $1`, [post.id]);
-    for (const delivery of failed) {
-      const moved = await transition(tx, delivery.id, 'scheduled', { resetAttempts: true, error: null, errorCode: null });
-      if (moved && !mediaFailed) await setJob(tx, delivery.id, await sendPublish(ctx.boss, { deliveryId: delivery.id }, new Date(ctx.now()), tx));
-    }
-    if (mediaFailed) await sendTranscode(ctx.boss, { postId: post.id }, tx);
-  });
-  const after = options.wait ? await waitForPost(ctx, post.id) : await loadPost(ctx, options.workspace, post.id);
+  const retried = await retryPost(ctx, await loadPost(ctx, options.workspace, id));
+  const after = options.wait ? await waitForPost(ctx, retried.id) : retried;
   io.out(options.json ? JSON.stringify(postJson(after)) : postText(after));
   return options.wait ? exitCodeFor(after) : 0;
 }

@@ -3,6 +3,8 @@ import { startBots } from '../bot/main.ts';
 import { coreHealthChecks, startHttp } from '../bot/http.ts';
 import { logAlertSink, watchWorkers } from '../core/alerts.ts';
 import type { Config } from '../core/config.ts';
+import { ChatNotifier } from '../core/chat/notifier.ts';
+import { configuredOutboxes } from '../core/chat/outboxes.ts';
 import { createContext } from '../core/context.ts';
 import { createLogger } from '../core/log.ts';
 import { startWorker } from '../worker/main.ts';
@@ -11,12 +13,22 @@ export async function runServers(config: Config, parts: { worker: boolean; http:
   const log = createLogger({ level: config.log.level ?? 'info' });
   const ctx = await createContext({ config, log });
   const stops: Array<() => Promise<void>> = [];
+  // The worker edits status messages and sends alerts itself, over the chats' REST APIs.
+  const outboxes = configuredOutboxes(config);
   try {
-    if (parts.worker) stops.push((await startWorker(ctx)).stop);
+    if (parts.worker) {
+      const notifier = new ChatNotifier({ pool: ctx.pool, log: ctx.log, now: ctx.now, outboxes });
+      const worker = await startWorker(ctx, { notify: notifier });
+      stops.push(async () => {
+        await worker.stop();
+        await notifier.close();
+      });
+    }
     // A worker's health has no chat connections in it; the bot's includes them.
-    if (parts.http) stops.push((await startHttp(ctx, parts.bots ? {} : { checks: coreHealthChecks(ctx) })).close);
+    const http = parts.http ? await startHttp(ctx, parts.bots ? {} : { checks: coreHealthChecks(ctx) }) : undefined;
+    if (http) stops.push(http.close);
     if (parts.bots) {
-      stops.push((await startBots(ctx)).stop);
+      stops.push((await startBots(ctx, { outboxes, ...(http ? { http } : {}) })).stop);
       // The alert comes from the bot side: it is the process that stays up when workers do not.
       const watch = watchWorkers(ctx, logAlertSink(ctx.log));
       stops.push(async () => watch.stop());

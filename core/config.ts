@@ -83,10 +83,13 @@ export const ENV_SCHEMA = z.object({
   PINTEREST_CLIENT_ID: optionalString.describe('Pinterest app id.'),
   PINTEREST_CLIENT_SECRET: optionalString.describe('Pinterest app secret.'),
   TELEGRAM_BOT_TOKEN: optionalString.describe('Enables the Telegram bot.'),
-  TELEGRAM_API_URL: url('https://api.telegram.org').describe('Telegram Bot API server; a self-hosted one lifts the 20 MB download limit.'),
+  TELEGRAM_API_ROOT: url('https://api.telegram.org').describe('Telegram Bot API root; a self-hosted Bot API server lifts the 20 MB download limit.'),
+  TELEGRAM_WEBHOOK_URL: optionalUrl.describe('Public https URL Telegram should push updates to (webhook mode); long polling when unset.'),
+  TELEGRAM_WEBHOOK_SECRET: optionalString.describe('Secret token Telegram sends with each webhook update (X-Telegram-Bot-Api-Secret-Token).'),
   DISCORD_TOKEN: optionalString.describe('Enables the Discord bot (with DISCORD_APPLICATION_ID).'),
   DISCORD_APPLICATION_ID: optionalString.describe('Discord application id, for slash commands.'),
-  DISCORD_API_URL: url('https://discord.com/api/v10').describe('Discord REST API base URL.'),
+  DISCORD_API_ROOT: url('https://discord.com/api').describe('Discord API root (REST under /v10; the gateway URL is read from it).'),
+  LINK_MAX_BYTES: z.coerce.number().int().positive().default(2 * 1024 ** 3).describe('Largest video Reelay downloads from a link pasted in chat, in bytes.'),
   REELAY_CRASH_AT: optionalString.describe('Test hook: kill the process with SIGKILL at this named point. Never set in production.'),
 });
 
@@ -106,8 +109,9 @@ export interface Config {
   /** Per platform: base URLs (adapters never hard-code hosts) and the app's OAuth client. */
   readonly platforms: Readonly<Record<PlatformId, { readonly urls: Readonly<Record<string, string>>; readonly client: OAuthClient | null }>>;
   readonly chat: {
-    readonly telegram: { readonly token: string | undefined; readonly apiUrl: string };
-    readonly discord: { readonly token: string | undefined; readonly applicationId: string | undefined; readonly apiUrl: string };
+    readonly telegram: { readonly token: string | undefined; readonly apiRoot: string; readonly webhookUrl: string | undefined; readonly webhookSecret: string | undefined };
+    readonly discord: { readonly token: string | undefined; readonly applicationId: string | undefined; readonly apiRoot: string };
+    readonly linkMaxBytes: number;
   };
   readonly testing: { readonly crashAt: string | undefined };
 }
@@ -165,8 +169,9 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       threads: { urls: { api: e.THREADS_API_URL }, client: oauthClient(e.THREADS_APP_ID, e.THREADS_APP_SECRET) },
     },
     chat: {
-      telegram: { token: e.TELEGRAM_BOT_TOKEN, apiUrl: e.TELEGRAM_API_URL.replace(/\/+$/, '') },
-      discord: { token: e.DISCORD_TOKEN, applicationId: e.DISCORD_APPLICATION_ID, apiUrl: e.DISCORD_API_URL.replace(/\/+$/, '') },
+      telegram: { token: e.TELEGRAM_BOT_TOKEN, apiRoot: e.TELEGRAM_API_ROOT.replace(/\/+$/, ''), webhookUrl: e.TELEGRAM_WEBHOOK_URL, webhookSecret: e.TELEGRAM_WEBHOOK_SECRET },
+      discord: { token: e.DISCORD_TOKEN, applicationId: e.DISCORD_APPLICATION_ID, apiRoot: e.DISCORD_API_ROOT.replace(/\/+$/, '') },
+      linkMaxBytes: e.LINK_MAX_BYTES,
     },
     testing: { crashAt: e.REELAY_CRASH_AT },
   });

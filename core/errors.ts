@@ -22,8 +22,8 @@ export const MESSAGES = {
   noTargets: () => 'Say where to post: --to bluesky (or several, comma-separated).',
   noAccount: (label: string, workspace: string, handle?: string) =>
     handle
-      ? `No ${label} account @${handle} is linked in workspace ${workspace}. Link it first (reelay accounts add).`
-      : `No ${label} account is linked in workspace ${workspace}. Link it first (reelay accounts add).`,
+      ? `No ${label} account @${handle} is linked in workspace ${workspace}. Link it first (/link in chat, or reelay accounts add).`
+      : `No ${label} account is linked in workspace ${workspace}. Link it first (/link in chat, or reelay accounts add).`,
   needsPublicUrl: (label: string) =>
     `${label} fetches videos from a public link, and this Reelay has no public address yet (PUBLIC_BASE_URL is not set). Ask whoever runs Reelay to set it; the other platforms work without it.`,
   notAvailable: (label: string) => `${label} publishing is not available yet in this version of Reelay.`,
@@ -57,6 +57,101 @@ export const MESSAGES = {
   unconfirmed: (label: string) =>
     `${label} did not say whether the post went out. Reelay will not post again blindly: check the account.`,
   cancelled: () => 'Cancelled.',
+  // Chat (Telegram and Discord say the same things).
+  postIdAmbiguous: (id: string) => `"${id}" matches more than one post; give more of the id.`,
+  cannotReschedule: (id: string) => `Post ${id.slice(0, 8)} has already started publishing, so its time cannot change.`,
+  cannotEdit: (id: string) => `Post ${id.slice(0, 8)} has already started publishing, so its caption cannot change.`,
+  manualLinkInvalid: (url: string) => `"${url}" is not a link. Send the https:// address of the post.`,
+  manualNothingFailed: (id: string, label: string) => `Post ${id.slice(0, 8)} has no failed ${label} delivery to mark as posted.`,
+  postedByHand: () => 'posted by hand',
+  markedByHand: (label: string) => `Noted: the ${label} post was made by hand.`,
+  alertFailed: (label: string, handle: string, id: string, reason: string) => `❌ ${label} @${handle} did not get post ${id}: ${reason}`,
+  alertUnconfirmed: (label: string, handle: string, id: string, reason: string) =>
+    `⚠️ ${label} @${handle}: Reelay cannot tell whether post ${id} went out. ${reason} Check the account before retrying.`,
+  chatNotAllowedToPost: () => 'Only members with the posting role can post here. Ask an admin.',
+  chatNoVideo: () => 'Send the video with the command: attach it, reply to it with /post, or put a link to it on the caption lines.',
+  chatReceived: (name: string) => `Received ${name}. Downloading…`,
+  chatDownloading: (name: string, percent: number) => `Received ${name}. Downloading… ${percent}%`,
+  chatIntakeFailed: () => 'Something went wrong on Reelay’s side while taking in the video. Nothing was posted; please send it again.',
+  chatPhotoNotVideo: () => 'That is a photo. Reelay posts videos: send a video file (MP4, MOV, WebM or MKV).',
+  chatDocumentNotVideo: (name: string) => `${name} is not a video file. Send an MP4, MOV, WebM or MKV file.`,
+  telegramFileTooBig: (size: string) =>
+    `This video is ${size}; Telegram lets bots download only 20 MB. Send a link to the file instead (put it on a caption line), or have whoever runs Reelay set up a self-hosted Bot API server (see the README).`,
+  approvalPreview: (author: string, id: string, caption: string, targets: string, when: string, quorum: number) =>
+    `Approval needed for post ${id} by ${author}\nTo: ${targets}\nWhen: ${when}\n\n${caption || '(no caption)'}\n\nApprove with 👍 or ✅ (or the button), reject with 👎 or ❌.${quorum > 1 ? ` ${quorum} approvals needed.` : ''}`,
+  notAnApprover: () => 'Only approvers can approve or reject posts here.',
+  noSelfApproval: () => 'You cannot approve your own post here; another approver has to.',
+  approvalNotWaiting: (id: string) => `Post ${id} is not waiting for approval.`,
+  approvalCounted: (count: number, quorum: number) => `Approval counted (${count} of ${quorum}).`,
+  approvedBy: (name: string) => `Approved by ${name}.`,
+  rejectedBy: (name: string) => `Rejected by ${name}.`,
+  approvalSlotPassed: (id: string, when: string) => `Post ${id} was approved, but its time (${when}) passed while it waited. Publish it now, or pick a new time with /reschedule ${id} WHEN.`,
+  publishingNow: (id: string) => `Publishing post ${id} now.`,
+  buttonExpired: () => 'That button no longer applies.',
+  retrying: (label: string) => `Trying ${label} again.`,
+  retryingPost: (id: string) => `Trying the failed deliveries of post ${id} again.`,
+  relinkHint: () => 'Re-link the account with /link PLATFORM (an admin of this chat can).',
+  fileNotAvailable: (label: string) => `The ${label} file is no longer kept (videos are deleted some time after publishing).`,
+  fileTooBigForChat: (label: string, bytes: number, max: number) => `The ${label} file is ${formatBytes(bytes)}, more than the ${formatBytes(max)} this chat lets a bot upload.`,
+  fileForManualPost: (label: string) => `The video as prepared for ${label}. After posting it by hand, tell Reelay the link: /status ID ${label.toLowerCase()} LINK`,
+  fileSent: (label: string) => `Sent the ${label} file.`,
+  queueEmpty: () => 'Nothing is scheduled.',
+  usageId: () => 'Give the post id, e.g. /cancel 1a2b3c4d (see /queue).',
+  usageStatus: () => 'Usage: /status ID, or /status ID PLATFORM LINK to record a post you made by hand.',
+  usageReschedule: () => 'Usage: /reschedule ID WHEN, e.g. /reschedule 1a2b3c4d tomorrow 6pm',
+  usageEdit: () => 'Usage: /edit ID, then the new caption on the following lines.',
+  usageLink: (known: readonly string[]) => `Say which platform: /link PLATFORM (one of ${known.join(', ')}).`,
+  cancelledPost: (id: string) => `Cancelled post ${id}.`,
+  rescheduled: (id: string, when: string) => `Post ${id} is now scheduled for ${when}.`,
+  edited: (id: string) => `Caption of post ${id} updated.`,
+  notYourPost: (id: string) => `Post ${id} is someone else's; only its author or an approver can change it.`,
+  noAccountsLinked: () => 'No accounts are linked yet. An admin can link one with /link PLATFORM.',
+  accountHealth: (state: string, lastError: string | null) =>
+    state === 'active' ? 'ok' : state === 'needs_reauth' ? `needs re-linking${lastError ? ` (${lastError})` : ''}` : state,
+  adminOnly: (command: string) => `Only admins of this chat can use ${command}.`,
+  linkFromCli: (label: string, platform: string, workspace: string) =>
+    `Linking ${label} from chat is not available in this version. Whoever runs Reelay can link it now with: reelay accounts add ${platform} --workspace ${workspace}`,
+  unlinkWhich: (label: string, handles: readonly string[]) => `More than one ${label} account is linked; say which: ${handles.map((h) => `/unlink ${label.toLowerCase()}:${h}`).join(' or ')}`,
+  unlinked: (label: string, handle: string) => `Unlinked ${label} @${handle}. Its post history stays.`,
+  timezoneIs: (zone: string, now: string) => `Your timezone is ${zone}; it is ${now} there. Change it with /timezone Europe/Berlin (any IANA name).`,
+  timezoneSet: (zone: string, now: string) => `Timezone set to ${zone}. It is now ${now} there.`,
+  settingsSaved: () => 'Saved.',
+  settingsUsage: () =>
+    'Usage: /settings approval on|off · quorum N · selfapproval on|off · approvers add|remove ID… · alerts here|off|CHAT · targets tiktok, youtube|all · split on|off · spacing MINUTES · posterrole ROLE|everyone · approverrole ROLE|off',
+  settingsShow: (s: {
+    approval: { required: boolean; quorum: number; approvers: readonly string[]; allowSelf: boolean };
+    alertsChat: string | null;
+    defaultTargets: string | null;
+    split: boolean;
+    splitSpacingMinutes: number;
+  }) =>
+    [
+      `Approval: ${s.approval.required ? `on, ${s.approval.quorum} needed${s.approval.allowSelf ? ', authors may approve their own' : ''}` : 'off'}`,
+      `Approvers: chat admins${s.approval.approvers.length ? ` and ${s.approval.approvers.join(', ')}` : ''}`,
+      `Alerts: ${s.alertsChat ? 'the chat set with /settings alerts here' : 'the chat each post came from'}`,
+      `Default targets: ${s.defaultTargets ?? 'every linked account'}`,
+      `Split long videos: ${s.split ? `on, parts ${s.splitSpacingMinutes} min apart` : 'off (add "split" to a command to split one post)'}`,
+    ].join('\n'),
+  demoUnknownChat: (chat: string) => `Unknown chat "${chat}" for the demo: use --chat telegram.`,
+  chatHelp: (chat: 'telegram' | 'discord') =>
+    [
+      'Send a video with a command as its caption:',
+      '/post to tiktok, youtube',
+      'The caption goes on the lines below.',
+      '',
+      '/schedule tomorrow 6pm to all',
+      '/schedule fri 9:30 to bluesky, x split',
+      'Times are in your timezone (/timezone). Targets: a platform, platform:handle, or all; none means the default targets.',
+      '',
+      'Per-platform text on its own line, starting with >>:',
+      '>>youtube title: A title for YouTube',
+      '>>x: A shorter text for X',
+      '',
+      chat === 'telegram'
+        ? 'Also: reply to a video with /post, or put a link to a video on a caption line.'
+        : 'Also: mention me in a message with a video attached, or use /post with an attachment or url.',
+      'Manage: /queue · /status ID · /cancel ID · /retry ID · /reschedule ID WHEN · /edit ID (new caption below) · /accounts · /link PLATFORM · /unlink PLATFORM · /timezone ZONE · /settings',
+    ].join('\n'),
   missingSecretKey: () =>
     'REELAY_SECRET_KEY is not set. Generate one with: node -e "console.log(require(\'crypto\').randomBytes(32).toString(\'base64\'))"',
   // YouTube details, shown after "YouTube refused the post:" / "YouTube rejected the video:".
@@ -224,6 +319,29 @@ export const MESSAGES = {
       FAILED_PROCESSING_VIDEO: 'Threads could not process it.',
     } as Record<string, string | undefined>)[reason] ?? `Threads could not process it (${reason}).`,
   metaMediaExpired: (label: string) => `${label} let the prepared video expire before it was published (after 24 hours).`,
+  // Stands alone (intake) like captionTooLong.
+  captionTooLongEmojiBytes: (label: string, length: number, max: number) =>
+    `The caption counts as ${length} characters on ${label} (each emoji counts as several: 4 for most, more for flags and combined emoji); ${label} allows at most ${max}. Shorten it and send again.`,
+  // Links pasted in chat (core/fetch-link.ts) and multi-part split (core/split.ts); all stand alone.
+  linkInvalid: (text: string) => `"${text}" is not a link Reelay can read. Send a full address starting with https:// or http://.`,
+  linkScheme: (scheme: string) => `Reelay only downloads http:// and https:// links, not ${scheme} ones. Send a web link to the video, or the video itself.`,
+  linkPrivateAddress: (host: string) =>
+    `${host} is a private or local network address; Reelay only downloads from the public internet. Send a public link, or the video itself.`,
+  linkHostNotFound: (host: string) => `Cannot find the server ${host}. Check the link for typos.`,
+  linkUnreachable: (host: string) => `Cannot connect to ${host} (the server did not answer). Check the link, or send the video itself.`,
+  linkTooManyRedirects: (max: number) => `The link forwards to another address more than ${max} times. Send the final link to the video file.`,
+  linkHttpStatus: (status: number) =>
+    `The server answered with error ${status} instead of the video. Check that the link opens in a private browser window (without logging in).`,
+  linkTooBig: (max: number) => `The video at the link is larger than ${formatBytes(max)}, the most Reelay downloads. Send a shorter or smaller video.`,
+  linkWebPage: () =>
+    'The link leads to a web page, not a video file. Send a direct link to the file (one that downloads an .mp4, .mov, .webm or .mkv), or send the video itself.',
+  linkNotVideo: (contentType: string) =>
+    `The link leads to a file of type ${contentType}, not a video. Send a direct link to an .mp4, .mov, .webm or .mkv file, or the video itself.`,
+  linkEmpty: () => 'The link gave an empty file (0 bytes). Check the link, or send the video itself.',
+  linkTimeout: (seconds: number) =>
+    `Downloading from the link took longer than ${seconds} seconds, so Reelay stopped. Send the video itself, or a link to a faster server.`,
+  splitNeedsReencode: (maxSeconds: number, gapSeconds: number) =>
+    `This video cannot be cut into parts of at most ${formatDuration(maxSeconds)} without converting it: one stretch of ${formatDuration(gapSeconds)} has no keyframe (a point where a part can start). Export it again with a keyframe at least every few seconds, or shorten it.`,
 } as const;
 
 export function formatDuration(seconds: number): string {

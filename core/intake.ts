@@ -5,7 +5,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { listAccounts, type AccountRow } from './accounts.ts';
+import { listAccounts, readCredentials, type AccountRow } from './accounts.ts';
 import { captionProblem } from './captions.ts';
 import type { Context } from './context.ts';
 import { withTransaction } from './db.ts';
@@ -13,7 +13,7 @@ import { MESSAGES, UserError } from './errors.ts';
 import { probe, ProbeError, type ProbeResult } from './ffmpeg.ts';
 import { sendTranscode } from './jobs.ts';
 import { importFile, insertMedia } from './media.ts';
-import { PLATFORM_SPECS, type PlatformId } from './platforms.ts';
+import { needsPublicUrl, PLATFORM_SPECS, type PlatformId } from './platforms.ts';
 import { insertPost, listDeliveries, type PostWithDeliveries } from './posts.ts';
 import { parseWhen } from './schedule.ts';
 import { describeProbeFailure, inputProblem, profileProblem } from './video.ts';
@@ -35,8 +35,13 @@ export interface IntakeRequest {
   /** All linked accounts when true (the `all` target). */
   allTargets?: boolean;
   when?: string;
+  /** An exact time instead of `when` (the parts of a split video). */
+  at?: Date;
   timeZone?: string;
   origin?: Record<string, unknown>;
+  /** The workspace wants an approver's yes before anything is published. */
+  requireApproval?: boolean;
+  part?: { index: number; count: number };
 }
 
 export interface Intake {
@@ -44,7 +49,7 @@ export interface Intake {
   probe: ProbeResult;
 }
 
-interface Chosen {
+export interface Chosen {
   account: AccountRow;
   options: Record<string, unknown>;
 }
@@ -53,7 +58,7 @@ interface Chosen {
  * Targets to accounts. `pinterest:<board>` names a board rather than an account when no Pinterest
  * account has that handle and exactly one is linked: a workspace pins to one account's boards.
  */
-function resolveAccounts(accounts: AccountRow[], request: IntakeRequest): Chosen[] {
+function resolveAccounts(accounts: AccountRow[], request: Omit<IntakeRequest, 'filePath'>): Chosen[] {
   const live = accounts.filter((a) => a.state !== 'disabled');
   if (request.allTargets) {
     if (live.length === 0) throw new UserError(MESSAGES.noAccount('any platform', request.workspaceId));
@@ -98,14 +103,23 @@ async function probeInput(ctx: Context, path: string, name: string): Promise<Pro
   return result;
 }
 
-export async function submitPost(ctx: Context, request: IntakeRequest): Promise<Intake> {
-  const name = request.filename ?? basename(request.filePath);
+export interface IntakePlan {
+  scheduledAt: Date;
+  timeZone: string;
+  chosen: Chosen[];
+}
+
+/**
+ * Every check that needs no file: the time, the accounts, public links, caption limits. Chats run
+ * it before downloading anything, so a bad request is refused before a byte moves.
+ */
+export async function planIntake(ctx: Context, request: Omit<IntakeRequest, 'filePath'>): Promise<IntakePlan> {
   const workspace = await getWorkspace(ctx.pool, request.workspaceId);
   const timeZone = request.timeZone ?? workspace?.time_zone ?? ctx.config.defaults.timeZone;
   const now = new Date(ctx.now());
 
-  let scheduledAt = now;
-  if (request.when !== undefined) {
+  let scheduledAt = request.at ?? now;
+  if (request.when !== undefined && request.at === undefined) {
     const when = parseWhen(request.when, { timeZone, now });
     if (!when.ok) throw new UserError(when.message);
     scheduledAt = when.at;
@@ -115,12 +129,22 @@ export async function submitPost(ctx: Context, request: IntakeRequest): Promise<
   const accounts = chosen.map((c) => c.account);
   for (const account of accounts) {
     const spec = PLATFORM_SPECS[account.platform];
-    if ('needsPublicUrl' in spec && spec.needsPublicUrl && !ctx.config.http.publicBaseUrl) throw new UserError(MESSAGES.needsPublicUrl(spec.label));
+    if (ctx.config.http.publicBaseUrl || !('needsPublicUrl' in spec && spec.needsPublicUrl)) continue;
+    // Only Instagram's answer depends on the account (its login type), so only it is decrypted.
+    const credentials = account.platform === 'instagram' ? await readCredentials(ctx.pool, ctx.secrets, account.id) : {};
+    if (needsPublicUrl(spec, credentials)) throw new UserError(MESSAGES.needsPublicUrl(spec.label));
   }
   for (const account of accounts) {
     const problem = captionProblem(request.caption, PLATFORM_SPECS[account.platform]);
     if (problem) throw new UserError(problem);
   }
+  return { scheduledAt, timeZone, chosen };
+}
+
+export async function submitPost(ctx: Context, request: IntakeRequest): Promise<Intake> {
+  const name = request.filename ?? basename(request.filePath);
+  const { scheduledAt, timeZone, chosen } = await planIntake(ctx, request);
+  const accounts = chosen.map((c) => c.account);
 
   const probed = await probeInput(ctx, request.filePath, name);
   for (const account of accounts) {
@@ -142,8 +166,9 @@ export async function submitPost(ctx: Context, request: IntakeRequest): Promise<
       scheduledAt,
       timeZone,
       origin: request.origin ?? {},
+      ...(request.part ? { part: request.part } : {}),
       targets: chosen.map(({ account: a, options }) => ({ accountId: a.id, platform: a.platform, profileKey: PLATFORM_SPECS[a.platform].video.key, caption: null, options })),
-      initialState: 'scheduled',
+      initialState: request.requireApproval ? 'awaiting_approval' : 'scheduled',
     });
     await sendTranscode(ctx.boss, { postId: post.id }, tx);
     return post;

@@ -46,6 +46,9 @@ export interface PostRow {
   scheduled_at: Date;
   time_zone: string;
   origin: Record<string, unknown>;
+  /** Part i of n when a long video was split; null otherwise. */
+  part: number | null;
+  parts: number | null;
   created_at: Date;
 }
 
@@ -104,15 +107,16 @@ export interface NewPost {
   scheduledAt: Date;
   timeZone: string;
   origin: Record<string, unknown>;
+  part?: { index: number; count: number };
   targets: Array<{ accountId: string; platform: PlatformId; profileKey: string; caption: string | null; options?: Record<string, unknown> }>;
   initialState: 'scheduled' | 'awaiting_approval';
 }
 
 export async function insertPost(tx: Client, post: NewPost): Promise<{ post: PostRow; deliveries: DeliveryRow[] }> {
   const { rows } = await tx.query<PostRow>(
-    `INSERT INTO posts (workspace_id, author_id, caption, media_id, scheduled_at, time_zone, origin)
-     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *`,
-    [post.workspaceId, post.authorId, post.caption, post.mediaId, post.scheduledAt, post.timeZone, post.origin],
+    `INSERT INTO posts (workspace_id, author_id, caption, media_id, scheduled_at, time_zone, origin, part, parts)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *`,
+    [post.workspaceId, post.authorId, post.caption, post.mediaId, post.scheduledAt, post.timeZone, post.origin, post.part?.index ?? null, post.part?.count ?? null],
   );
   const row = rows[0]!;
   const deliveries: DeliveryRow[] = [];
@@ -279,4 +283,16 @@ export async function listEvents(db: Queryable, postId: string): Promise<Array<{
     [postId],
   );
   return rows;
+}
+
+/** Posts still waiting for their time or an approval, soonest first. */
+export async function listUpcoming(db: Queryable, workspaceId: string, limit = 20): Promise<PostWithDeliveries[]> {
+  const { rows } = await db.query<PostRow>(
+    `SELECT p.* FROM posts p
+      WHERE p.workspace_id = $1 AND p.media_state <> 'failed'
+        AND EXISTS (SELECT 1 FROM deliveries d WHERE d.post_id = p.id AND d.state IN ('scheduled', 'awaiting_approval'))
+      ORDER BY p.scheduled_at, p.created_at LIMIT $2`,
+    [workspaceId, limit],
+  );
+  return Promise.all(rows.map(async (post) => ({ ...post, deliveries: await listDeliveries(db, post.id) })));
 }

@@ -3,8 +3,9 @@
  * profile takes it as is, and the exact ffmpeg arguments that make a rendition. Keeping the
  * arguments pure lets the benchmark run bare ffmpeg with the very same command.
  */
+import { readFile } from 'node:fs/promises';
 import { MESSAGES } from './errors.ts';
-import { fileUrl, type ProbeError, type ProbeResult, type VideoStreamInfo } from './ffmpeg.ts';
+import { fileUrl, runFfmpeg, type ProbeError, type ProbeResult, type VideoStreamInfo } from './ffmpeg.ts';
 import type { VideoProfile } from './platforms.ts';
 
 /** ffprobe's name for the ISO-BMFF demuxer: every MP4/MOV/M4A/3GP file reports exactly this. */
@@ -245,4 +246,14 @@ export function renditionPlan(probe: ProbeResult, profiles: VideoProfile[]): Ren
   if (remuxKeys.length > 0) plan.push({ mode: 'remux', profileKeys: remuxKeys });
   plan.push(...encodes.values());
   return plan;
+}
+
+/** A JPEG frame (at most 720 px a side) from early in the video: covers and approval previews. */
+export async function extractFrame(video: string, path: string, durationSeconds: number, options: { signal?: AbortSignal; ffmpegPath?: string }): Promise<Buffer> {
+  const at = Math.min(1, Math.max(0, durationSeconds / 2));
+  await runFfmpeg(
+    ['-ss', at.toFixed(3), '-i', video, '-frames:v', '1', '-vf', "scale='min(720,iw)':'min(720,ih)':force_original_aspect_ratio=decrease", '-q:v', '4', '-f', 'image2', path],
+    options,
+  );
+  return readFile(path);
 }

@@ -39,3 +39,32 @@ export async function ensureMember(db: Queryable, workspaceId: string, memberId:
     [workspaceId, memberId, role],
   );
 }
+
+export type MemberRole = 'owner' | 'admin' | 'approver' | 'poster';
+
+export interface MemberRow {
+  workspace_id: string;
+  id: string;
+  display_name: string | null;
+  role: MemberRole;
+  time_zone: string | null;
+}
+
+/** The member's row, created on first contact; the display name follows the chat's. */
+export async function touchMember(db: Queryable, workspaceId: string, memberId: string, displayName: string): Promise<MemberRow> {
+  const { rows } = await db.query<MemberRow>(
+    `INSERT INTO members (workspace_id, id, display_name) VALUES ($1, $2, $3)
+     ON CONFLICT (workspace_id, id) DO UPDATE SET display_name = EXCLUDED.display_name RETURNING *`,
+    [workspaceId, memberId, displayName],
+  );
+  return rows[0]!;
+}
+
+export async function setMemberTimeZone(db: Queryable, workspaceId: string, memberId: string, timeZone: string): Promise<void> {
+  await db.query('UPDATE members SET time_zone = $3 WHERE workspace_id = $1 AND id = $2', [workspaceId, memberId, timeZone]);
+}
+
+export async function setMemberRole(db: Queryable, workspaceId: string, memberId: string, role: MemberRole): Promise<boolean> {
+  const { rowCount } = await db.query('UPDATE members SET role = $3 WHERE workspace_id = $1 AND id = $2', [workspaceId, memberId, role]);
+  return (rowCount ?? 0) > 0;
+}

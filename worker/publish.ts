@@ -41,6 +41,25 @@ export function platformDeps(ctx: Context, platform: PlatformId, log: Logger, si
   return { fetch: ctx.fetch, signal, log, now: ctx.now, urls, oauthClient: client, crashPoint: crashPointFor(ctx) };
 }
 
+type Opener = PublishInput['rendition']['open'];
+
+/** Upload progress without adapter changes: the furthest byte any opened stream has handed over. */
+function countingOpener(open: Opener, size: number, report: (fraction: number) => void): Opener {
+  let furthest = 0;
+  return async (range) => {
+    const stream = await open(range);
+    let position = range?.start ?? 0;
+    stream.on('data', (chunk: Buffer) => {
+      position += chunk.length;
+      if (position > furthest && size > 0) {
+        furthest = position;
+        report(Math.min(1, furthest / size));
+      }
+    });
+    return stream;
+  };
+}
+
 /** Anything an adapter throws becomes a PublishError; a bug in an adapter is an unknown outcome. */
 function asPublishError(error: unknown): PublishError {
   if (error instanceof PublishError) return error;
@@ -75,6 +94,8 @@ export async function handlePublish(env: PublishEnvironment, deliveryId: string,
     return;
   }
   if (!post || post.media_state !== 'ready' || !delivery.rendition_id) return log.warn('media not ready; the transcode job will queue this delivery');
+  // A job from before a reschedule wakes at the old time; the job queued for the new time publishes.
+  if (delivery.state === 'scheduled' && post.scheduled_at.getTime() > ctx.now() + 1000) return log.debug('rescheduled to a later time');
 
   const adapter = env.adapters[delivery.platform];
   if (!adapter) {
@@ -118,7 +139,9 @@ export async function handlePublish(env: PublishEnvironment, deliveryId: string,
         height: probe.height ?? 0,
         durationSeconds: probe.durationSeconds ?? 0,
         thumbnail: rendition.thumbnail,
-        open: renditionOpener(ctx.pool, rendition),
+        open: countingOpener(renditionOpener(ctx.pool, rendition), rendition.size, (fraction) =>
+          env.notify.progress?.({ postId: post.id, deliveryId: delivery.id, stage: 'uploading', fraction }),
+        ),
       },
       account: { id: account.id, handle: account.handle, remoteId: account.remote_id },
       credentials,

@@ -4,7 +4,7 @@
  * satisfies a profile, one encode per other profile — then queue each delivery's publish job at
  * its scheduled time, in the same transaction that marks the media ready.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Context } from '../core/context.ts';
@@ -13,11 +13,12 @@ import { MESSAGES } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { FfmpegError, probe, runFfmpeg, type ProbeResult } from '../core/ffmpeg.ts';
 import { sendPublish } from '../core/jobs.ts';
+import { lockPost } from '../core/post-actions.ts';
 import { exportToFile, getMedia, importFile, insertRendition } from '../core/media.ts';
 import { recordTranscode } from '../core/metrics.ts';
 import { PLATFORM_SPECS, type PlatformId, type VideoProfile } from '../core/platforms.ts';
 import { getPost, listDeliveries, setJob, setMediaState, setRendition, transition } from '../core/posts.ts';
-import { encodeArgs, remuxArgs, renditionPlan } from '../core/video.ts';
+import { encodeArgs, extractFrame, remuxArgs, renditionPlan } from '../core/video.ts';
 import type { Notifier } from './notify.ts';
 
 /** What the publish step needs to know about a rendition, stored with it. */
@@ -70,13 +71,8 @@ export function profilesFor(platforms: readonly PlatformId[]): VideoProfile[] {
  * the Pinterest cover and the chat preview. A failure costs the cover, not the post.
  */
 export async function extractThumbnail(ctx: Context, video: string, path: string, durationSeconds: number, signal: AbortSignal, log: Logger): Promise<Buffer | null> {
-  const at = Math.min(1, Math.max(0, durationSeconds / 2));
   try {
-    await runFfmpeg(
-      ['-ss', at.toFixed(3), '-i', video, '-frames:v', '1', '-vf', "scale='min(720,iw)':'min(720,ih)':force_original_aspect_ratio=decrease", '-q:v', '4', '-f', 'image2', path],
-      { signal, ffmpegPath: ctx.config.media.ffmpegPath },
-    );
-    return await readFile(path);
+    return await extractFrame(video, path, durationSeconds, { signal, ffmpegPath: ctx.config.media.ffmpegPath });
   } catch (error) {
     if (signal.aborted) throw error;
     log.warn({ err: error }, 'could not extract a thumbnail');
@@ -121,6 +117,7 @@ export async function handleTranscode(ctx: Context, notify: Notifier, postId: st
         signal,
         ffmpegPath: ctx.config.media.ffmpegPath,
         ...(source.durationSeconds ? { durationSeconds: source.durationSeconds } : {}),
+        onProgress: (fraction) => notify.progress?.({ postId, deliveryId: null, stage: 'transcoding', fraction: (index + fraction) / plan.length }),
       });
       const made = await probe(output, { signal, ffprobePath: ctx.config.media.ffprobePath });
       // Size is checked per platform: platforms sharing an encode may still take different sizes.
@@ -154,13 +151,16 @@ export async function handleTranscode(ctx: Context, notify: Notifier, postId: st
   }
 
   await withTransaction(ctx.pool, async (tx) => {
+    // Under the post's lock and from fresh rows: an approval or a reschedule during the encode
+    // changed states and times, and whichever commits second queues the publish jobs.
+    const locked = await lockPost(tx, postId);
     await setMediaState(tx, postId, 'ready');
-    for (const delivery of deliveries) {
+    for (const delivery of await listDeliveries(tx, postId)) {
       const reason = rejected.get(delivery.id);
       if (reason) {
-        await transition(tx, delivery.id, 'failed', { errorCode: 'invalid_media', error: reason });
+        if (delivery.state === 'scheduled' || delivery.state === 'awaiting_approval') await transition(tx, delivery.id, 'failed', { errorCode: 'invalid_media', error: reason });
       } else if (delivery.state === 'scheduled') {
-        const jobId = await sendPublish(ctx.boss, { deliveryId: delivery.id }, post.scheduled_at, tx);
+        const jobId = await sendPublish(ctx.boss, { deliveryId: delivery.id }, locked?.scheduled_at ?? post.scheduled_at, tx);
         await setJob(tx, delivery.id, jobId);
       }
     }

@@ -1,11 +1,16 @@
 /**
  * The one status message a post gets in chat, rendered from the database (never from memory, so
- * the worker and the bot can be separate processes), and the throttle that keeps edits to at most
- * one per message every two seconds and never repeats an identical edit.
+ * the worker and the bot can be separate processes). The edit throttle lives in the database too
+ * (records.ts claimEdit), shared by every process that edits.
  */
 import { PLATFORM_SPECS } from '../platforms.ts';
 import { postState, type DeliveryView, type PostRow } from '../posts.ts';
 import { formatInZone } from '../schedule.ts';
+
+/** The id people type: eight hex digits are unique enough within a workspace (prefix lookup). */
+export function shortId(id: string): string {
+  return id.slice(0, 8);
+}
 
 const STATE_WORDS: Record<DeliveryView['state'], string> = {
   awaiting_approval: 'waiting for approval',
@@ -43,10 +48,20 @@ export interface RenderedStatus {
   final: boolean;
 }
 
+/** Live fractions (0..1) the worker knows but the database does not. */
+export interface StatusProgress {
+  transcoding?: number;
+  uploading?: Record<string, number>;
+}
+
+const percent = (fraction: number): string => `${Math.floor(Math.min(1, Math.max(0, fraction)) * 100)}%`;
+
 /** Plain text: each front end escapes it for its own markup. */
-export function renderStatus(post: PostRow, deliveries: readonly DeliveryView[], options: { now: Date }): RenderedStatus {
+export function renderStatus(post: PostRow, deliveries: readonly DeliveryView[], options: { now: Date; progress?: StatusProgress }): RenderedStatus {
+  const part = post.parts && post.parts > 1 ? ` (part ${post.part}/${post.parts})` : '';
   const header = (() => {
-    if (post.media_state === 'pending') return 'Converting the video…';
+    const transcoding = options.progress?.transcoding;
+    if (post.media_state === 'pending') return transcoding === undefined ? 'Converting the video…' : `Converting the video… ${percent(transcoding)}`;
     if (post.media_state === 'failed') return post.media_error ?? 'The video could not be converted.';
     const state = postState(post, deliveries);
     if (state === 'scheduled' && post.scheduled_at.getTime() > options.now.getTime()) {
@@ -64,6 +79,10 @@ export function renderStatus(post: PostRow, deliveries: readonly DeliveryView[],
   })();
   const lines = deliveries.map((d): StatusLine => {
     const label = `${PLATFORM_SPECS[d.platform].label} @${d.handle}`;
+    const uploaded = options.progress?.uploading?.[d.id];
+    if (d.state === 'publishing' && uploaded !== undefined) {
+      return { platform: d.platform, text: `${ICONS[d.state]} ${label}: uploading ${percent(uploaded)}`, retryable: false };
+    }
     const detail = d.state === 'published' ? [d.url, d.note].filter(Boolean).join(' — ') : d.state === 'processing' && d.note ? d.note : d.state === 'failed' || d.state === 'unconfirmed' || (d.state === 'scheduled' && d.error) ? (d.error ?? '') : '';
     return {
       platform: d.platform,
@@ -72,38 +91,5 @@ export function renderStatus(post: PostRow, deliveries: readonly DeliveryView[],
     };
   });
   const final = post.media_state === 'failed' || deliveries.every((d) => ['published', 'failed', 'cancelled', 'unconfirmed'].includes(d.state));
-  return { text: [header, ...lines.map((l) => l.text)].join('\n'), lines, final };
-}
-
-/**
- * Decides whether an edit may go out now. Keyed by message; holds only the last text and time per
- * message, for a bounded number of messages (the oldest are forgotten first).
- */
-export class EditThrottle {
-  readonly #minIntervalMs: number;
-  readonly #last = new Map<string, { text: string; at: number }>();
-
-  readonly #capacity: number;
-
-  constructor(minIntervalMs = 2000, capacity = 10_000) {
-    this.#minIntervalMs = minIntervalMs;
-    this.#capacity = capacity;
-  }
-
-  /** 'send' now, 'skip' (identical to what the message shows), or 'later' with the wait in ms. */
-  decide(messageKey: string, text: string, now: number): { action: 'send' } | { action: 'skip' } | { action: 'later'; waitMs: number } {
-    const last = this.#last.get(messageKey);
-    if (last && last.text === text) return { action: 'skip' };
-    if (last && now - last.at < this.#minIntervalMs) return { action: 'later', waitMs: this.#minIntervalMs - (now - last.at) };
-    return { action: 'send' };
-  }
-
-  sent(messageKey: string, text: string, now: number): void {
-    this.#last.delete(messageKey);
-    this.#last.set(messageKey, { text, at: now });
-    if (this.#last.size > this.#capacity) {
-      const oldest = this.#last.keys().next();
-      if (!oldest.done) this.#last.delete(oldest.value);
-    }
-  }
+  return { text: [`${header}${part}`, ...lines.map((l) => l.text), `Post ${shortId(post.id)}`].join('\n'), lines, final };
 }

@@ -35,7 +35,7 @@ before(async () => {
     const json = (status: number, body: unknown) => response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     if (url === '/botgood/getMe') return json(200, { ok: true, result: { id: 1, is_bot: true, username: 'reelay_test_bot' } });
     if (url.endsWith('/getMe')) return json(401, { ok: false, error_code: 401, description: 'Unauthorized' });
-    if (url === '/gateway/bot') {
+    if (url === '/v10/gateway/bot') {
       return request.headers.authorization === 'Bot good' ? json(200, { url: 'wss://gateway.discord.gg', shards: 1 }) : json(401, { message: '401: Unauthorized', code: 0 });
     }
     json(404, {});
@@ -76,10 +76,10 @@ test('a healthy setup: every row ok, real chat token checks, account token healt
     REELAY_DATA_DIR: join(ctx.dir, 'doctor'),
     PUBLIC_BASE_URL: 'https://reelay.example.com',
     TELEGRAM_BOT_TOKEN: 'good',
-    TELEGRAM_API_URL: chatUrl,
+    TELEGRAM_API_ROOT: chatUrl,
     DISCORD_TOKEN: 'good',
     DISCORD_APPLICATION_ID: '123',
-    DISCORD_API_URL: chatUrl,
+    DISCORD_API_ROOT: chatUrl,
   });
   const rows = await runDoctor(config, { log: ctx.log, fetch: globalThis.fetch, now: () => Date.now() });
   for (const check of ['Node.js', 'ffmpeg', 'ffprobe', 'database', 'migrations', 'pg_dump', 'secret key', 'PUBLIC_BASE_URL']) assert.equal(row(rows, check).status, 'ok', `${check}: ${row(rows, check).detail}`);
@@ -106,9 +106,9 @@ test('what is wrong is a failing row with its fix, and the command exits 1', asy
     FFMPEG_PATH: '/nonexistent/ffmpeg',
     PUBLIC_BASE_URL: 'http://reelay.example.com',
     TELEGRAM_BOT_TOKEN: 'revoked',
-    TELEGRAM_API_URL: chatUrl,
+    TELEGRAM_API_ROOT: chatUrl,
     DISCORD_TOKEN: 'good',
-    DISCORD_API_URL: chatUrl,
+    DISCORD_API_ROOT: chatUrl,
   });
   const rows = await runDoctor(config, { log: ctx.log, fetch: globalThis.fetch, now: () => Date.now(), nodeVersion: 'v22.11.0' });
   const expected: Record<string, string> = {

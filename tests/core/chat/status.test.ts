@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { EditThrottle, renderStatus } from '../../../core/chat/status.ts';
+import { renderStatus } from '../../../core/chat/status.ts';
 import type { DeliveryView, PostRow } from '../../../core/posts.ts';
 
 const post: PostRow = {
   id: '7c9e6679-7425-40de-944b-e07fc1f90ae7', workspace_id: 'telegram:1', author_id: '42', caption: 'hi', media_id: null,
-  media_state: 'ready', media_error: null, scheduled_at: new Date('2026-11-23T17:00:00Z'), time_zone: 'Europe/Berlin', origin: {}, created_at: new Date(),
+  media_state: 'ready', media_error: null, scheduled_at: new Date('2026-11-23T17:00:00Z'), time_zone: 'Europe/Berlin', origin: {}, part: null, parts: null, created_at: new Date(),
 };
 
 function delivery(platform: DeliveryView['platform'], state: DeliveryView['state'], extra: Partial<DeliveryView> = {}): DeliveryView {
@@ -28,6 +28,7 @@ test('a scheduled post shows its local time; published and failed lines show lin
     'Published with problems',
     '✅ Bluesky @me: https://bsky.app/profile/me/post/3abc',
     '❌ TikTok @me: failed — TikTok refused the post: the caption mentions too many accounts.',
+    'Post 7c9e6679',
   ].join('\n'));
   assert.deepEqual(done.lines.map((l) => l.retryable), [false, true]);
   assert.equal(done.final, true);
@@ -38,15 +39,11 @@ test('a retry waiting its turn shows the last reason', () => {
   assert.match(waiting.text, /X @me: scheduled — X is limiting requests/);
 });
 
-test('the throttle allows one edit per message every 2 s and never repeats an identical edit', () => {
-  const throttle = new EditThrottle(2000, 2);
-  assert.deepEqual(throttle.decide('m1', 'a', 0), { action: 'send' });
-  throttle.sent('m1', 'a', 0);
-  assert.deepEqual(throttle.decide('m1', 'a', 5000), { action: 'skip' });
-  assert.deepEqual(throttle.decide('m1', 'b', 500), { action: 'later', waitMs: 1500 });
-  assert.deepEqual(throttle.decide('m1', 'b', 2000), { action: 'send' });
-  assert.deepEqual(throttle.decide('m2', 'x', 500), { action: 'send' }, 'messages are throttled separately');
-  throttle.sent('m2', 'x', 500);
-  throttle.sent('m3', 'y', 600);
-  assert.deepEqual(throttle.decide('m1', 'a', 601), { action: 'send' }, 'the oldest message was forgotten past capacity');
+test('live progress shows in the header while converting and on the uploading line', () => {
+  const pending = renderStatus({ ...post, media_state: 'pending' }, [delivery('bluesky', 'scheduled')], { now: new Date(), progress: { transcoding: 0.426 } });
+  assert.match(pending.text, /^Converting the video… 42%/);
+  const uploading = renderStatus(post, [delivery('bluesky', 'publishing')], { now: new Date(), progress: { uploading: { 'bluesky-id': 0.5 } } });
+  assert.match(uploading.text, /Bluesky @me: uploading 50%/);
+  const split = renderStatus({ ...post, part: 2, parts: 3 }, [delivery('bluesky', 'published', { url: 'https://bsky.app/x' })], { now: new Date() });
+  assert.match(split.text, /^Published \(part 2\/3\)/);
 });

@@ -1,0 +1,11 @@
+/** The outboxes a process can write through, from the configured chat tokens. */
+import type { Config } from '../config.ts';
+import type { Outboxes } from './outbox.ts';
+import { telegramApi, telegramOutbox } from './telegram-outbox.ts';
+
+export function configuredOutboxes(config: Config): Outboxes {
+  const outboxes: Outboxes = {};
+  const { telegram } = config.chat;
+  if (telegram.token) outboxes.telegram = telegramOutbox(telegramApi(telegram.token, telegram.apiRoot));
+  return outboxes;
+}
