@@ -3,9 +3,9 @@
  * grammY's `bot.command()` does not see commands in captions, so every message goes through one
  * handler that reads `text ?? caption` itself.
  */
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { rename } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, isAbsolute } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Bot, GrammyError, webhookCallback, type Context as GrammyContext } from 'grammy';
@@ -121,6 +121,12 @@ export async function startTelegram(ctx: Context, options: TelegramOptions): Pro
           throw error;
         });
         if (!info.file_path) throw new UserError(MESSAGES.telegramFileTooBig(size === null ? 'over 20 MB' : formatBytes(size)));
+        // A self-hosted Bot API server in --local mode answers with a path on its own disk.
+        if (isAbsolute(info.file_path)) {
+          await pipeline(createReadStream(info.file_path), createWriteStream(path));
+          onProgress(1);
+          return;
+        }
         const response = await ctx.fetch(`${apiRoot}/file/bot${token}/${info.file_path}`);
         if (!response.ok || !response.body) throw new Error(`Telegram file download answered ${response.status}`);
         const total = Number(response.headers.get('content-length')) || size || 0;
