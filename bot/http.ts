@@ -9,6 +9,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { handleLinkRoute, type LinkAnnouncer } from './links.ts';
 import type { Config } from '../core/config.ts';
 import type { Context } from '../core/context.ts';
 import { MESSAGES } from '../core/errors.ts';
@@ -156,11 +157,14 @@ export interface HttpOptions {
   port?: number;
   /** Default: the core checks and the chat placeholders. */
   checks?: HealthCheck[];
+  /** Tells the chat an account was linked (the bot's outboxes); logged only when absent. */
+  announce?: LinkAnnouncer;
 }
 
 export async function startHttp(ctx: Context, options: HttpOptions = {}): Promise<HttpServer> {
   const log = ctx.log.child({ component: 'http' });
   const checks = new Map<string, HealthCheck>();
+  const announce: LinkAnnouncer = options.announce ?? (async (linked) => log.info({ platform: linked.account.platform, workspaceId: linked.workspaceId }, 'account linked'));
   const postRoutes = new Map<string, (request: IncomingMessage, response: ServerResponse) => void>();
   for (const check of options.checks ?? [...coreHealthChecks(ctx), ...chatPlaceholderChecks(ctx.config)]) checks.set(check.name, check);
 
@@ -188,6 +192,7 @@ export async function startHttp(ctx: Context, options: HttpOptions = {}): Promis
         });
       return;
     }
+    if (handleLinkRoute(ctx, request, response, url, announce)) return;
     const postRoute = request.method === 'POST' ? postRoutes.get(path) : undefined;
     if (postRoute) return postRoute(request, response);
     if (request.method === 'GET' && path === '/metrics') {

@@ -151,6 +151,7 @@ export async function startTelegram(ctx: Context, options: TelegramOptions): Pro
     const member = await memberOf(message.chat.id, message.chat.type, message.from);
     const parsed = parseRequest(text, { botUsername: username });
     try {
+      if (await service.screen(place, text)) return;
       if (!('notACommand' in parsed)) {
         const media = mediaOf(message) ?? (message.reply_to_message ? mediaOf(message.reply_to_message) : null);
         await service.request(place, member, text, media, { botUsername: username });
@@ -159,7 +160,13 @@ export async function startTelegram(ctx: Context, options: TelegramOptions): Pro
       const command = splitCommand(text, username);
       if (!command) return;
       const reply = await service.command(place, member, command.name, command.args);
-      await outbox.send(place.chatId, { ...reply, replyTo: place.messageId });
+      if (reply.private && message.chat.type !== 'private') {
+        // A user's private chat with the bot has the user's id; it exists once they pressed Start.
+        const sent = await outbox.send(String(message.from.id), { text: reply.text }).then(() => true, () => false);
+        await outbox.send(place.chatId, { text: sent ? reply.private.publicText : MESSAGES.linkStartPrivate(`@${username}`), replyTo: place.messageId });
+        return;
+      }
+      await outbox.send(place.chatId, { text: reply.text, ...(reply.buttons ? { buttons: reply.buttons } : {}), replyTo: place.messageId });
     } catch (error) {
       if (!(error instanceof UserError)) throw error;
       await outbox.send(place.chatId, { text: error.message, replyTo: place.messageId });

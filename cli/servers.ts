@@ -3,7 +3,7 @@ import { startBots } from '../bot/main.ts';
 import { coreHealthChecks, startHttp } from '../bot/http.ts';
 import { logAlertSink, watchWorkers } from '../core/alerts.ts';
 import type { Config } from '../core/config.ts';
-import { ChatNotifier } from '../core/chat/notifier.ts';
+import { ChatNotifier, linkAnnouncer } from '../core/chat/notifier.ts';
 import { configuredOutboxes } from '../core/chat/outboxes.ts';
 import { createContext } from '../core/context.ts';
 import { createLogger } from '../core/log.ts';
@@ -25,7 +25,7 @@ export async function runServers(config: Config, parts: { worker: boolean; http:
       });
     }
     // A worker's health has no chat connections in it; the bot's includes them.
-    const http = parts.http ? await startHttp(ctx, parts.bots ? {} : { checks: coreHealthChecks(ctx) }) : undefined;
+    const http = parts.http ? await startHttp(ctx, { announce: linkAnnouncer(outboxes), ...(parts.bots ? {} : { checks: coreHealthChecks(ctx) }) }) : undefined;
     if (http) stops.push(http.close);
     if (parts.bots) {
       stops.push((await startBots(ctx, { outboxes, ...(http ? { http } : {}) })).stop);

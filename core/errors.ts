@@ -133,6 +133,24 @@ export const MESSAGES = {
       `Split long videos: ${s.split ? `on, parts ${s.splitSpacingMinutes} min apart` : 'off (add "split" to a command to split one post)'}`,
     ].join('\n'),
   demoUnknownChat: (chat: string) => `Unknown chat "${chat}" for the demo: use --chat telegram.`,
+  linkNeedsPublicUrl: () => 'Linking from chat needs Reelay to be reachable on the web: whoever runs it must set PUBLIC_BASE_URL (see the README).',
+  linkNotSupported: (label: string, platform: string, workspace: string) =>
+    `${label} cannot be linked from chat in this version. Whoever runs Reelay can link it with: reelay accounts add ${platform} --workspace ${workspace}`,
+  linkNoClient: (label: string) => `${label} linking is not set up: whoever runs Reelay must configure its ${label} app (client id and secret; see reelay doctor).`,
+  linkSent: (label: string) => `I sent you a private message with a one-time link to connect ${label} (valid 10 minutes).`,
+  linkStartPrivate: (bot: string) => `I cannot message you privately yet: open a chat with ${bot}, press Start, then send /link again here.`,
+  linkPrivateText: (label: string, url: string, workspace: string) => `Connect ${label} to ${workspace}: ${url}\nThe link works once, for 10 minutes.`,
+  linkExpired: () => 'This link has expired or was already used. Send /link again in the chat for a new one.',
+  linkStateInvalid: () => 'This sign-in answer is not one Reelay asked for (expired, used already, or forged). Send /link again in the chat.',
+  linkDenied: (label: string, reason: string) => `${label} did not grant access (${reason}). Send /link again to retry.`,
+  linkExchangeFailed: (label: string, reason: string) => `${label} refused to finish the sign-in: ${reason}. Send /link again to retry.`,
+  linkMissingScopes: (label: string, scopes: readonly string[]) =>
+    `${label} did not grant ${scopes.join(', ')}, which Reelay needs to post. Send /link again and allow every permission asked for.`,
+  linkProfileFailed: (label: string) => `${label} signed in, but Reelay could not read the account's profile. Send /link again to retry.`,
+  linked: (label: string, handle: string) => `Linked ${label} @${handle}.`,
+  linkedPage: (label: string, handle: string) => `Linked ${label} @${handle}. You can close this page and go back to the chat.`,
+  appPasswordPasted: () => 'That looked like an app password, so I deleted it. Never paste passwords into a chat: use the private form from /link bluesky.',
+  appPasswordPastedNotDeleted: () => 'That looks like an app password. Delete your message now and revoke the password in Bluesky settings; use the private form from /link bluesky instead.',
   chatHelp: (chat: 'telegram' | 'discord') =>
     [
       'Send a video with a command as its caption:',

@@ -173,3 +173,13 @@ export class ChatNotifier {
     }
   }
 }
+
+/** "Linked TikTok @handle" in the chat that asked for the link. */
+export function linkAnnouncer(outboxes: Outboxes): (linked: { account: { platform: keyof typeof PLATFORM_SPECS; handle: string }; chat: string | null }) => Promise<void> {
+  return async (linked) => {
+    const address = parseChatAddress(linked.chat);
+    const outbox = address ? outboxes[address.chat] : undefined;
+    if (!address || !outbox) return;
+    await outbox.send(address.chatId, { text: MESSAGES.linked(PLATFORM_SPECS[linked.account.platform].label, linked.account.handle) });
+  };
+}

@@ -15,6 +15,7 @@ import { withTransaction } from '../db.ts';
 import { MESSAGES, UserError } from '../errors.ts';
 import { probe } from '../ffmpeg.ts';
 import { planIntake, submitPost, type IntakeRequest } from '../intake.ts';
+import { createLinkRequest, looksLikeAppPassword, revokeAccount } from '../linking.ts';
 import { PLATFORM_IDS, PLATFORM_SPECS, type PlatformId } from '../platforms.ts';
 import { cancelPost, editCaption, loadPost, markPublishedByHand, releasePost, rejectPost, reschedulePost, retryPost } from '../post-actions.ts';
 import { getDelivery, getPost, listDeliveries, listUpcoming, type PostWithDeliveries } from '../posts.ts';
@@ -58,6 +59,11 @@ export interface IncomingMedia {
 export interface ChatReply {
   text: string;
   buttons?: ChatButton[][];
+  /**
+   * For the asker's eyes only (a one-time link): a Telegram private chat, a Discord ephemeral
+   * reply. `publicText` is what the chat sees instead.
+   */
+  private?: { publicText: string; label: string };
 }
 
 export interface ChatServiceDeps {
@@ -112,6 +118,18 @@ export class ChatService {
 
   async #reply(place: ChatPlace, reply: ChatReply): Promise<string> {
     return this.#deps.outbox.send(place.chatId, { text: reply.text, replyTo: place.messageId, ...(reply.buttons ? { buttons: reply.buttons } : {}) });
+  }
+
+  /**
+   * A message that looks like it holds an app password is deleted where the bot may, with a
+   * warning either way. True when the message was one (the caller does nothing else with it).
+   */
+  async screen(place: ChatPlace, text: string): Promise<boolean> {
+    if (!looksLikeAppPassword(text)) return false;
+    const removed = await this.#deps.outbox.remove(place.chatId, place.messageId);
+    await this.#deps.outbox.send(place.chatId, { text: removed ? MESSAGES.appPasswordPasted() : MESSAGES.appPasswordPastedNotDeleted() });
+    this.#ctx.log.warn({ component: 'chat', chat: place.chat, removed }, 'a message that looked like an app password was screened');
+    return true;
   }
 
   /** Remembers a video sent without a command, so a later `/post` sent as a reply to it can use it. */
@@ -449,7 +467,9 @@ export class ChatService {
           const parsed = parseTargets(args.trim());
           const platform = parsed.ok ? parsed.targets[0]?.platform : undefined;
           if (!platform) return { text: MESSAGES.usageLink(PLATFORM_IDS) };
-          return { text: MESSAGES.linkFromCli(PLATFORM_SPECS[platform].label, platform, place.workspaceId) };
+          const label = PLATFORM_SPECS[platform].label;
+          const link = await createLinkRequest(ctx, { workspaceId: place.workspaceId, memberId: member.id, platform, chat: `${place.chat}:${place.chatId}` });
+          return { text: MESSAGES.linkPrivateText(label, link.url, place.workspaceId), private: { publicText: MESSAGES.linkSent(label), label } };
         }
         case 'unlink': {
           if (!this.#isAdmin(member, row)) return { text: MESSAGES.adminOnly('/unlink') };
@@ -461,6 +481,7 @@ export class ChatService {
           );
           if (matches.length === 0) return { text: MESSAGES.noAccount(PLATFORM_SPECS[target.platform].label, place.workspaceId, target.handle ?? undefined) };
           if (matches.length > 1) return { text: MESSAGES.unlinkWhich(PLATFORM_SPECS[target.platform].label, matches.map((a) => a.handle)) };
+          await revokeAccount(ctx, matches[0]!);
           await setAccountState(ctx.pool, matches[0]!.id, 'disabled', null);
           return { text: MESSAGES.unlinked(PLATFORM_SPECS[target.platform].label, matches[0]!.handle) };
         }

@@ -3,13 +3,13 @@
  * to the HTTP server's route, and replies go out as usual. A request without the secret is refused.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { after, before, test } from 'node:test';
 import { startHttp, type HttpServer } from '../../bot/http.ts';
 import { startTelegram, type RunningTelegram } from '../../bot/telegram.ts';
 import { ChatNotifier } from '../../core/chat/notifier.ts';
 import { configuredOutboxes } from '../../core/chat/outboxes.ts';
 import { testContext, type TestContext } from '../support/context.ts';
+import { freePort } from '../support/net.ts';
 import { startTelegramSim, type TelegramSim } from '../sim/telegram.ts';
 
 let ctx: TestContext;
@@ -19,13 +19,6 @@ let telegram: RunningTelegram;
 let notifier: ChatNotifier;
 let port: number;
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port: found } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return found;
-}
 
 before(async () => {
   sim = await startTelegramSim({ botUsername: 'reelay_bot' });

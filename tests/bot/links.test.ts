@@ -1,0 +1,220 @@
+/**
+ * Linking from chat end to end: `/link` in a Telegram group (simulator) answers privately with a
+ * one-time link; the HTTP server sends the browser to the platform's consent page (an OAuth
+ * simulator per platform flavour), the callback stores the tokens encrypted and the chat hears
+ * "Linked ...". Then every way the flow must refuse: forged, replayed, expired and cross-platform
+ * state, a failed code exchange, a missing scope, a denied consent; the Bluesky form; /unlink.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { startHttp, type HttpServer } from '../../bot/http.ts';
+import { startTelegram, type RunningTelegram } from '../../bot/telegram.ts';
+import { readCredentials } from '../../core/accounts.ts';
+import { linkAnnouncer, ChatNotifier } from '../../core/chat/notifier.ts';
+import { configuredOutboxes } from '../../core/chat/outboxes.ts';
+import { MESSAGES } from '../../core/errors.ts';
+import { createLinkRequest } from '../../core/linking.ts';
+import { ensureWorkspace } from '../../core/workspaces.ts';
+import { linkedinCredentialsSchema } from '../../worker/platforms/linkedin.ts';
+import { pinterestCredentialsSchema } from '../../worker/platforms/pinterest.ts';
+import { tiktokCredentialsSchema } from '../../worker/platforms/tiktok.ts';
+import { xCredentialsSchema } from '../../worker/platforms/x.ts';
+import { youtubeCredentialsSchema } from '../../worker/platforms/youtube.ts';
+import { testContext, type TestContext } from '../support/context.ts';
+import { freePort } from '../support/net.ts';
+import { startPds, type TestPdsHandle } from '../support/pds.ts';
+import { startOAuthSim, type OAuthSim, type OAuthSimPlatform } from '../sim/oauth.ts';
+import { startTelegramSim, type SimChat, type SimUser, type TelegramSim } from '../sim/telegram.ts';
+
+let ctx: TestContext;
+let oauth: OAuthSim;
+let sim: TelegramSim;
+let pds: TestPdsHandle;
+let http: HttpServer;
+let telegram: RunningTelegram;
+let notifier: ChatNotifier;
+let base: string;
+let admin: SimUser;
+let member: SimUser;
+let group: SimChat;
+let adminPrivate: SimChat;
+
+
+const SCHEMAS = { tiktok: tiktokCredentialsSchema, youtube: youtubeCredentialsSchema, x: xCredentialsSchema, linkedin: linkedinCredentialsSchema, pinterest: pinterestCredentialsSchema };
+
+/** Follows the one-time link through the consent page to the callback; returns the final page. */
+async function followLink(link: string): Promise<{ status: number; text: string; consent: string }> {
+  const first = await fetch(link, { redirect: 'manual' });
+  assert.equal(first.status, 302, await first.clone().text());
+  const consent = first.headers.get('location')!;
+  const second = await fetch(consent, { redirect: 'manual' });
+  assert.equal(second.status, 302, await second.clone().text());
+  const final = await fetch(second.headers.get('location')!, { redirect: 'manual' });
+  return { status: final.status, text: await final.text(), consent };
+}
+
+before(async () => {
+  [oauth, sim, pds] = await Promise.all([startOAuthSim(), startTelegramSim({ botUsername: 'reelay_bot' }), startPds()]);
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  const env: Record<string, string> = { PUBLIC_BASE_URL: base, HTTP_HOST: '127.0.0.1', HTTP_PORT: String(port), TELEGRAM_BOT_TOKEN: sim.token, TELEGRAM_API_ROOT: sim.apiRoot };
+  const clients: Record<OAuthSimPlatform, [string, string]> = { tiktok: ['TIKTOK_CLIENT_KEY', 'TIKTOK_CLIENT_SECRET'], youtube: ['GOOGLE_CLIENT_ID', 'GOOGLE_CLIENT_SECRET'], x: ['X_CLIENT_ID', 'X_CLIENT_SECRET'], linkedin: ['LINKEDIN_CLIENT_ID', 'LINKEDIN_CLIENT_SECRET'], pinterest: ['PINTEREST_CLIENT_ID', 'PINTEREST_CLIENT_SECRET'] };
+  for (const [platform, [id, secret]] of Object.entries(clients) as Array<[OAuthSimPlatform, [string, string]]>) {
+    env[id] = `${platform}-client`;
+    env[secret] = `${platform}-secret`;
+    oauth.register(platform, { id: `${platform}-client`, secret: `${platform}-secret`, redirectUri: `${base}/oauth/${platform}/callback` });
+  }
+  Object.assign(env, {
+    TIKTOK_API_URL: oauth.base('tiktok'), TIKTOK_AUTHORIZE_URL: `${oauth.base('tiktok')}/authorize`,
+    YOUTUBE_API_URL: oauth.base('youtube'), GOOGLE_AUTHORIZE_URL: `${oauth.base('youtube')}/authorize`, GOOGLE_TOKEN_URL: `${oauth.base('youtube')}/token`, GOOGLE_REVOKE_URL: `${oauth.base('youtube')}/revoke`,
+    X_API_URL: oauth.base('x'), X_AUTHORIZE_URL: `${oauth.base('x')}/authorize`,
+    LINKEDIN_API_URL: oauth.base('linkedin'), LINKEDIN_AUTHORIZE_URL: `${oauth.base('linkedin')}/authorize`, LINKEDIN_TOKEN_URL: `${oauth.base('linkedin')}/oauth/v2/accessToken`,
+    PINTEREST_API_URL: oauth.base('pinterest'), PINTEREST_AUTHORIZE_URL: `${oauth.base('pinterest')}/authorize`,
+  });
+  ctx = await testContext({ env });
+  const outboxes = configuredOutboxes(ctx.config);
+  http = await startHttp(ctx, { announce: linkAnnouncer(outboxes) });
+  notifier = new ChatNotifier({ pool: ctx.pool, log: ctx.log, now: ctx.now, outboxes });
+  telegram = await startTelegram(ctx, { notifier });
+  admin = sim.createUser({ first_name: 'Ada', username: 'ada' });
+  member = sim.createUser({ first_name: 'Max', username: 'max' });
+  group = sim.createGroup({ title: 'Creators', type: 'supergroup', creator: admin, members: [member], bot: 'administrator' });
+  adminPrivate = sim.createPrivateChat(admin, { started: true });
+  await ensureWorkspace(ctx.pool, `telegram:${group.id}`, 'UTC');
+});
+
+after(async () => {
+  await telegram?.stop();
+  await notifier?.close();
+  await http?.close();
+  await ctx?.dispose();
+  await Promise.all([oauth?.close(), sim?.close(), pds?.close()]);
+});
+
+test('/link tiktok answers privately; the link leads through consent (PKCE) to "Linked TikTok @creator"', async () => {
+  const sent = sim.sendUserMessage(group, admin, { text: '/link tiktok' });
+  const publicReply = await sim.waitForBotMessage(group, (m) => m.replyTo === sent.message_id, 10_000);
+  assert.equal(publicReply.text, MESSAGES.linkSent('TikTok'));
+  const privateMessage = await sim.waitForBotMessage(adminPrivate, (m) => /\/link\//.test(m.text ?? ''), 10_000);
+  const link = /(http:\/\/\S+\/link\/\S+)/.exec(privateMessage.text!)![1]!;
+  assert.ok(!(publicReply.text ?? '').includes('/link/'), 'the link is never shown in the group');
+
+  const { status, text, consent } = await followLink(link);
+  assert.equal(status, 200, text);
+  assert.match(text, /Linked TikTok @creator/);
+  const consentUrl = new URL(consent);
+  assert.equal(consentUrl.searchParams.get('client_key'), 'tiktok-client');
+  assert.equal(consentUrl.searchParams.get('code_challenge_method'), 'S256');
+  assert.equal(consentUrl.searchParams.get('scope'), 'user.info.basic,video.publish,video.upload');
+  await sim.waitForBotMessage(group, (m) => m.text === 'Linked TikTok @creator.', 10_000);
+
+  const { rows } = await ctx.pool.query<{ id: string; credentials: Buffer; remote_id: string }>(`SELECT id, credentials, remote_id FROM accounts WHERE platform = 'tiktok'`);
+  assert.equal(rows.length, 1);
+  const credentials = tiktokCredentialsSchema.parse(await readCredentials(ctx.pool, ctx.secrets, rows[0]!.id));
+  assert.ok(oauth.accessTokens.has(credentials.accessToken));
+  assert.ok(!rows[0]!.credentials.toString('latin1').includes(credentials.accessToken), 'stored encrypted');
+  assert.equal(credentials.openId, rows[0]!.remote_id);
+
+  const again = await fetch(link, { redirect: 'manual' });
+  assert.equal(again.status, 400, 'the one-time link works once');
+  assert.match(await again.text(), /expired or was already used/);
+});
+
+test('every other OAuth platform links, and its stored credentials are what its adapter reads', async () => {
+  for (const platform of ['youtube', 'x', 'linkedin', 'pinterest'] as const) {
+    const { url } = await createLinkRequest(ctx, { workspaceId: `telegram:${group.id}`, memberId: String(admin.id), platform, chat: null });
+    const { status, text } = await followLink(url);
+    assert.equal(status, 200, `${platform}: ${text}`);
+    const { rows } = await ctx.pool.query<{ id: string }>(`SELECT id FROM accounts WHERE platform = $1 AND state = 'active'`, [platform]);
+    const parsed = SCHEMAS[platform].safeParse(await readCredentials(ctx.pool, ctx.secrets, rows[0]!.id));
+    assert.ok(parsed.success, `${platform}: ${JSON.stringify(parsed.error?.issues)}`);
+  }
+});
+
+test('forged, replayed, expired and cross-platform state; failed exchange; missing scope; denied consent', async () => {
+  const workspaceId = `telegram:${group.id}`;
+  const forged = await fetch(`${base}/oauth/x/callback?code=abc&state=forged-state-value`);
+  assert.equal(forged.status, 400);
+  assert.match(await forged.text(), /not one Reelay asked for/);
+
+  // Replay: the same callback twice.
+  const { url } = await createLinkRequest(ctx, { workspaceId, memberId: 'm', platform: 'x', chat: null });
+  const consent = (await fetch(url, { redirect: 'manual' })).headers.get('location')!;
+  const callback = (await fetch(consent, { redirect: 'manual' })).headers.get('location')!;
+  assert.equal((await fetch(callback)).status, 200);
+  const replay = await fetch(callback);
+  assert.equal(replay.status, 400);
+  assert.match(await replay.text(), /not one Reelay asked for/);
+
+  // A state issued for X presented to the Pinterest callback.
+  const other = await createLinkRequest(ctx, { workspaceId, memberId: 'm', platform: 'x', chat: null });
+  const otherConsent = (await fetch(other.url, { redirect: 'manual' })).headers.get('location')!;
+  const otherCallback = new URL((await fetch(otherConsent, { redirect: 'manual' })).headers.get('location')!);
+  const cross = await fetch(`${base}/oauth/pinterest/callback${otherCallback.search}`);
+  assert.equal(cross.status, 400);
+
+  // Expired: ten minutes passed.
+  const expired = await createLinkRequest(ctx, { workspaceId, memberId: 'm', platform: 'pinterest', chat: null });
+  await ctx.pool.query(`UPDATE link_requests SET expires_at = now() - interval '1 second' WHERE used_at IS NULL AND opened_at IS NULL`);
+  const late = await fetch(expired.url, { redirect: 'manual' });
+  assert.equal(late.status, 400);
+
+  // The code exchange fails (a tampered code): the platform's reason in plain words.
+  const tampered = await createLinkRequest(ctx, { workspaceId, memberId: 'm', platform: 'linkedin', chat: null });
+  const tamperedConsent = (await fetch(tampered.url, { redirect: 'manual' })).headers.get('location')!;
+  const tamperedCallback = new URL((await fetch(tamperedConsent, { redirect: 'manual' })).headers.get('location')!);
+  tamperedCallback.searchParams.set('code', 'not-the-code');
+  const exchange = await fetch(tamperedCallback);
+  assert.equal(exchange.status, 400);
+  assert.match(await exchange.text(), /LinkedIn refused to finish the sign-in: authorization code is invalid or expired/);
+
+  // A grant without a needed scope names it; a denied consent says so.
+  oauth.consent.set('youtube', { grant: ['https://www.googleapis.com/auth/youtube.readonly'] });
+  const narrow = await createLinkRequest(ctx, { workspaceId, memberId: 'm', platform: 'youtube', chat: null });
+  const narrowPage = await followLink(narrow.url);
+  assert.equal(narrowPage.status, 400);
+  assert.ok(narrowPage.text.includes('YouTube did not grant https://www.googleapis.com/auth/youtube.upload'), narrowPage.text);
+  oauth.consent.set('youtube', { deny: true });
+  const denied = await createLinkRequest(ctx, { workspaceId, memberId: 'm', platform: 'youtube', chat: null });
+  const deniedPage = await followLink(denied.url);
+  assert.match(deniedPage.text, /YouTube did not grant access \(access_denied\)/);
+  oauth.consent.delete('youtube');
+});
+
+test('Bluesky links through a one-time form; a wrong password shows the form again', async () => {
+  const alice = await pds.createAccount('alice');
+  const { url } = await createLinkRequest(ctx, { workspaceId: `telegram:${group.id}`, memberId: String(admin.id), platform: 'bluesky', chat: `telegram:${group.id}` });
+  const form = await fetch(url);
+  assert.equal(form.status, 200);
+  assert.match(await form.text(), /App password/);
+  const post = (password: string) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ handle: alice.handle, appPassword: password, service: pds.url }).toString() });
+  const wrong = await post('wrong-pass-word-xxxx');
+  assert.equal(wrong.status, 400);
+  const wrongText = await wrong.text();
+  assert.match(wrongText, /App password/, 'the form again');
+  assert.ok(!wrongText.includes('wrong-pass-word-xxxx'), 'the password is never echoed');
+  const right = await post(alice.appPassword);
+  assert.equal(right.status, 200);
+  assert.match(await right.text(), /Linked Bluesky @alice\.test/);
+  await sim.waitForBotMessage(group, (m) => m.text === 'Linked Bluesky @alice.test.', 10_000);
+  assert.equal((await post(alice.appPassword)).status, 400, 'the form works once');
+});
+
+test('only admins link; an app password pasted in chat is deleted with a warning; /unlink revokes', async () => {
+  const asked = sim.sendUserMessage(group, member, { text: '/link x' });
+  const refused = await sim.waitForBotMessage(group, (m) => m.replyTo === asked.message_id, 10_000);
+  assert.equal(refused.text, MESSAGES.adminOnly('/link'));
+
+  const pasted = sim.sendUserMessage(group, member, { text: 'my password is abcd-efgh-ijkl-mnop' });
+  await sim.waitForBotMessage(group, (m) => m.text === MESSAGES.appPasswordPasted(), 10_000);
+  assert.equal(sim.getMessage(group, pasted.message_id)?.deleted, true);
+
+  const { rows } = await ctx.pool.query<{ id: string }>(`SELECT id FROM accounts WHERE platform = 'x' AND state = 'active'`);
+  const token = String((await readCredentials(ctx.pool, ctx.secrets, rows[0]!.id)).accessToken);
+  const unlink = sim.sendUserMessage(group, admin, { text: '/unlink x' });
+  const reply = await sim.waitForBotMessage(group, (m) => m.replyTo === unlink.message_id, 10_000);
+  assert.equal(reply.text, MESSAGES.unlinked('X', 'creator'));
+  assert.equal(oauth.accessTokens.get(token)?.revoked, true, 'revoked with the platform');
+  const state = await ctx.pool.query<{ state: string }>('SELECT state FROM accounts WHERE id = $1', [rows[0]!.id]);
+  assert.equal(state.rows[0]!.state, 'disabled');
+});

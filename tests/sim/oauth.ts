@@ -1,0 +1,213 @@
+/**
+ * An OAuth 2.0 authorization server per platform, on 127.0.0.1, speaking each platform's documented
+ * flavour of the authorization code flow (../shared/reference/platform-apis.md): the consent page
+ * (auto-approving as a test user would), the token endpoint (authorization_code and refresh_token
+ * grants), revocation, and the one profile read linking does. It enforces:
+ * - the registered client id (TikTok's `client_key`) and exact `redirect_uri`;
+ * - client authentication as the platform takes it (HTTP Basic for X and Pinterest, form fields
+ *   for the others), `application/x-www-form-urlencoded` bodies;
+ * - PKCE S256 where the platform requires it (TikTok, X, Google here): a missing or wrong
+ *   `code_verifier` is `invalid_grant`;
+ * - codes that work once, within 10 minutes, for the redirect_uri they were issued to;
+ * - rotating refresh tokens (each works once); revoked tokens are refused by the profile read.
+ * Routes are prefixed by platform: `/<platform>/authorize`, and the API paths under `/<platform>`.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export type OAuthSimPlatform = 'tiktok' | 'youtube' | 'x' | 'linkedin' | 'pinterest';
+
+interface Style {
+  tokenPath: string;
+  revokePath?: string;
+  profilePath: string;
+  idParam: string;
+  clientAuth: 'basic' | 'body';
+  pkce: boolean;
+  scopeSeparator: string;
+}
+
+const STYLES: Record<OAuthSimPlatform, Style> = {
+  tiktok: { tokenPath: '/v2/oauth/token/', revokePath: '/v2/oauth/revoke/', profilePath: '/v2/user/info/', idParam: 'client_key', clientAuth: 'body', pkce: true, scopeSeparator: ',' },
+  youtube: { tokenPath: '/token', revokePath: '/revoke', profilePath: '/youtube/v3/channels', idParam: 'client_id', clientAuth: 'body', pkce: true, scopeSeparator: ' ' },
+  x: { tokenPath: '/2/oauth2/token', revokePath: '/2/oauth2/revoke', profilePath: '/2/users/me', idParam: 'client_id', clientAuth: 'basic', pkce: true, scopeSeparator: ' ' },
+  linkedin: { tokenPath: '/oauth/v2/accessToken', profilePath: '/v2/userinfo', idParam: 'client_id', clientAuth: 'body', pkce: false, scopeSeparator: ' ' },
+  pinterest: { tokenPath: '/v5/oauth/token', profilePath: '/v5/user_account', idParam: 'client_id', clientAuth: 'basic', pkce: false, scopeSeparator: ',' },
+};
+
+export interface OAuthSimClient {
+  id: string;
+  secret: string;
+  redirectUri: string;
+}
+
+interface Code {
+  platform: OAuthSimPlatform;
+  redirectUri: string;
+  challenge: string | null;
+  scope: string;
+  issuedAt: number;
+  used: boolean;
+}
+
+export interface OAuthSimOptions {
+  /** The test user each consent page signs in as. */
+  user?: { id: string; username: string; name: string };
+}
+
+export class OAuthSim {
+  url = '';
+  readonly clients = new Map<OAuthSimPlatform, OAuthSimClient>();
+  /** What the next consent grants instead of what was asked (to test missing scopes), or 'deny'. */
+  readonly consent = new Map<OAuthSimPlatform, { grant?: string[]; deny?: boolean }>();
+  readonly codes = new Map<string, Code>();
+  readonly accessTokens = new Map<string, { platform: OAuthSimPlatform; revoked: boolean }>();
+  readonly refreshTokens = new Map<string, { platform: OAuthSimPlatform; used: boolean; scope: string }>();
+  readonly log: Array<{ platform: string; path: string; status: number; params: Record<string, string> }> = [];
+  readonly user: { id: string; username: string; name: string };
+  #server: Server | undefined;
+
+  constructor(options: OAuthSimOptions = {}) {
+    this.user = options.user ?? { id: '1234567890', username: 'creator', name: 'Casey Creator' };
+  }
+
+  async start(): Promise<this> {
+    this.#server = createServer((request, response) => {
+      this.#handle(request, response).catch((error: unknown) => this.#json(response, 500, { error: 'server_error', error_description: String(error) }));
+    });
+    await new Promise<void>((resolve) => this.#server!.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  async close(): Promise<void> {
+    await new Promise((resolve) => this.#server?.close(resolve));
+  }
+
+  register(platform: OAuthSimPlatform, client: OAuthSimClient): void {
+    this.clients.set(platform, client);
+  }
+
+  /** Base URLs for a platform: what the product's config points at. */
+  base(platform: OAuthSimPlatform): string {
+    return `${this.url}/${platform}`;
+  }
+
+  #json(response: ServerResponse, status: number, body: unknown): void {
+    response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  }
+
+  async #form(request: IncomingMessage): Promise<Record<string, string>> {
+    let body = '';
+    for await (const chunk of request) body += String(chunk);
+    if (!/^application\/x-www-form-urlencoded/.test(request.headers['content-type'] ?? '')) throw new Error('not a form');
+    return Object.fromEntries(new URLSearchParams(body));
+  }
+
+  async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const url = new URL(request.url ?? '/', this.url);
+    const match = /^\/(tiktok|youtube|x|linkedin|pinterest)(\/.*)$/.exec(url.pathname);
+    if (!match) return this.#json(response, 404, { error: 'not_found' });
+    const platform = match[1] as OAuthSimPlatform;
+    const path = match[2]!;
+    const style = STYLES[platform];
+    const client = this.clients.get(platform);
+    const record = (status: number, params: Record<string, string>) => this.log.push({ platform, path, status, params });
+
+    if (request.method === 'GET' && path === '/authorize') {
+      const params = Object.fromEntries(url.searchParams);
+      record(0, params);
+      if (!client || params[style.idParam] !== client.id) return this.#json(response, 400, { error: 'invalid_client' });
+      if (params.redirect_uri !== client.redirectUri) return this.#json(response, 400, { error: 'invalid_request', error_description: 'redirect_uri mismatch' });
+      if (params.response_type !== 'code' || !params.scope || !params.state) return this.#json(response, 400, { error: 'invalid_request' });
+      if (style.pkce && (params.code_challenge_method !== 'S256' || !params.code_challenge)) return this.#json(response, 400, { error: 'invalid_request', error_description: 'PKCE S256 required' });
+      const back = new URL(client.redirectUri);
+      back.searchParams.set('state', params.state);
+      const consent = this.consent.get(platform);
+      if (consent?.deny) {
+        back.searchParams.set('error', 'access_denied');
+      } else {
+        const code = randomBytes(16).toString('hex');
+        const scope = (consent?.grant ?? params.scope.split(style.scopeSeparator)).join(style.scopeSeparator);
+        this.codes.set(code, { platform, redirectUri: params.redirect_uri, challenge: params.code_challenge ?? null, scope, issuedAt: Date.now(), used: false });
+        back.searchParams.set('code', code);
+      }
+      response.writeHead(302, { location: back.toString() }).end();
+      return;
+    }
+
+    if (request.method === 'POST' && (path === style.tokenPath || path === style.revokePath)) {
+      const form = await this.#form(request);
+      let id = form[style.idParam];
+      let secret = form.client_secret;
+      if (style.clientAuth === 'basic') {
+        const basic = /^Basic (.+)$/.exec(request.headers.authorization ?? '')?.[1];
+        const decoded = basic ? Buffer.from(basic, 'base64').toString() : '';
+        [id, secret] = [decodeURIComponent(decoded.split(':')[0] ?? ''), decodeURIComponent(decoded.split(':').slice(1).join(':'))];
+      }
+      const fail = (status: number, error: string, description: string) => {
+        record(status, { grant_type: form.grant_type ?? '' });
+        this.#json(response, status, { error, error_description: description });
+      };
+      if (!client || id !== client.id || secret !== client.secret) return fail(401, 'invalid_client', 'client authentication failed');
+      if (path === style.revokePath) {
+        const token = this.accessTokens.get(form.token ?? '');
+        if (token) token.revoked = true;
+        record(200, { revoke: 'token' });
+        return this.#json(response, 200, {});
+      }
+      if (form.grant_type === 'authorization_code') {
+        const code = this.codes.get(form.code ?? '');
+        if (!code || code.platform !== platform || code.used || Date.now() - code.issuedAt > 600_000) return fail(400, 'invalid_grant', 'authorization code is invalid or expired');
+        code.used = true;
+        if (form.redirect_uri !== code.redirectUri) return fail(400, 'invalid_grant', 'redirect_uri mismatch');
+        if (code.challenge !== null) {
+          const verifier = form.code_verifier ?? '';
+          if (createHash('sha256').update(verifier).digest('base64url') !== code.challenge) return fail(400, 'invalid_grant', 'code_verifier does not match');
+        }
+        record(200, { grant_type: 'authorization_code' });
+        return this.#json(response, 200, this.#issue(platform, code.scope));
+      }
+      if (form.grant_type === 'refresh_token') {
+        const refresh = this.refreshTokens.get(form.refresh_token ?? '');
+        if (!refresh || refresh.used || refresh.platform !== platform) return fail(400, 'invalid_grant', 'refresh token is invalid');
+        refresh.used = true;
+        record(200, { grant_type: 'refresh_token' });
+        return this.#json(response, 200, this.#issue(platform, refresh.scope));
+      }
+      return fail(400, 'unsupported_grant_type', String(form.grant_type));
+    }
+
+    if (request.method === 'GET' && path === style.profilePath) {
+      const token = this.accessTokens.get(/^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1] ?? '');
+      if (!token || token.revoked || token.platform !== platform) return this.#json(response, 401, { error: 'invalid_token' });
+      const u = this.user;
+      const bodies: Record<OAuthSimPlatform, unknown> = {
+        tiktok: { data: { user: { open_id: `oid-${u.id}`, username: u.username, display_name: u.name } }, error: { code: 'ok', message: '' } },
+        youtube: { items: [{ id: `UC${u.id}`, snippet: { title: u.name, customUrl: `@${u.username}` } }] },
+        x: { data: { id: u.id, username: u.username, name: u.name } },
+        linkedin: { sub: `li${u.id}`, name: u.name },
+        pinterest: { username: u.username, id: u.id },
+      };
+      return this.#json(response, 200, bodies[platform]);
+    }
+    return this.#json(response, 404, { error: 'not_found' });
+  }
+
+  #issue(platform: OAuthSimPlatform, scope: string): Record<string, unknown> {
+    const access = `at-${platform}-${randomBytes(12).toString('hex')}`;
+    const refresh = `rt-${platform}-${randomBytes(12).toString('hex')}`;
+    this.accessTokens.set(access, { platform, revoked: false });
+    this.refreshTokens.set(refresh, { platform, used: false, scope });
+    const base = { access_token: access, refresh_token: refresh, expires_in: 7200, scope, token_type: 'Bearer' };
+    if (platform === 'tiktok') return { ...base, open_id: `oid-${this.user.id}`, refresh_expires_in: 15_552_000 };
+    if (platform === 'pinterest') return { ...base, refresh_token_expires_in: 5_184_000 };
+    if (platform === 'linkedin') return { access_token: access, expires_in: 5_184_000, scope };
+    return base;
+  }
+}
+
+export async function startOAuthSim(options: OAuthSimOptions = {}): Promise<OAuthSim> {
+  return new OAuthSim(options).start();
+}
