@@ -21,9 +21,10 @@ export interface AccountRow {
   expires_at: Date | null;
   last_error: string | null;
   created_at: Date;
+  updated_at: Date;
 }
 
-const PUBLIC_COLUMNS = 'id, workspace_id, platform, handle, remote_id, state, expires_at, last_error, created_at';
+const PUBLIC_COLUMNS = 'id, workspace_id, platform, handle, remote_id, state, expires_at, last_error, created_at, updated_at';
 
 export async function upsertAccount(
   db: Queryable,

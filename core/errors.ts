@@ -132,7 +132,7 @@ export const MESSAGES = {
       `Default targets: ${s.defaultTargets ?? 'every linked account'}`,
       `Split long videos: ${s.split ? `on, parts ${s.splitSpacingMinutes} min apart` : 'off (add "split" to a command to split one post)'}`,
     ].join('\n'),
-  demoUnknownChat: (chat: string) => `Unknown chat "${chat}" for the demo: use --chat telegram.`,
+  demoUnknownChat: (chat: string) => `Unknown chat "${chat}" for the demo: use --chat telegram or --chat discord.`,
   linkNeedsPublicUrl: () => 'Linking from chat needs Reelay to be reachable on the web: whoever runs it must set PUBLIC_BASE_URL (see the README).',
   linkNotSupported: (label: string, platform: string, workspace: string) =>
     `${label} cannot be linked from chat in this version. Whoever runs Reelay can link it with: reelay accounts add ${platform} --workspace ${workspace}`,
@@ -151,6 +151,11 @@ export const MESSAGES = {
   linkedPage: (label: string, handle: string) => `Linked ${label} @${handle}. You can close this page and go back to the chat.`,
   appPasswordPasted: () => 'That looked like an app password, so I deleted it. Never paste passwords into a chat: use the private form from /link bluesky.',
   appPasswordPastedNotDeleted: () => 'That looks like an app password. Delete your message now and revoke the password in Bluesky settings; use the private form from /link bluesky instead.',
+  waitingForRelink: (label: string, handle: string, hours: number) =>
+    `waiting: the ${label} account @${handle} needs re-linking (/link ${label.toLowerCase()}). It will be posted once it is, or fail after ${hours} h.`,
+  alertNeedsReauth: (label: string, handle: string, reason: string) =>
+    `🔑 ${label} @${handle} needs re-linking: ${reason || 'the platform no longer accepts its login'}. Posts for it wait up to 24 h.`,
+  relinkSent: (label: string) => `I sent you a private link to re-link ${label}.`,
   chatHelp: (chat: 'telegram' | 'discord') =>
     [
       'Send a video with a command as its caption:',
@@ -360,6 +365,13 @@ export const MESSAGES = {
     `Downloading from the link took longer than ${seconds} seconds, so Reelay stopped. Send the video itself, or a link to a faster server.`,
   splitNeedsReencode: (maxSeconds: number, gapSeconds: number) =>
     `This video cannot be cut into parts of at most ${formatDuration(maxSeconds)} without converting it: one stretch of ${formatDuration(gapSeconds)} has no keyframe (a point where a part can start). Export it again with a keyframe at least every few seconds, or shorten it.`,
+  // Discord.
+  discordRequestEcho: (who: string, request: string, file: string | null) => `${who} asked: ${request}${file ? `\nVideo: ${file}` : ''}`,
+  discordLinkInDm: (label: string) => `I sent you a direct message with a one-time link to connect ${label} (valid 10 minutes).`,
+  discordDmClosed: () => 'I cannot send you a direct message (your privacy settings block it): use the /link slash command instead, which answers only you.',
+  discordCommandsRegistered: (count: number, scope: string) => `Registered ${count} slash commands ${scope}.`,
+  discordNeedsApplication: () => 'Set DISCORD_TOKEN and DISCORD_APPLICATION_ID (Discord developer portal) to register the slash commands.',
+  discordRegisterFailed: (detail: string) => `Discord refused the slash commands: ${detail}. Check DISCORD_TOKEN, DISCORD_APPLICATION_ID and, with --guild, that the bot is in that server.`,
 } as const;
 
 export function formatDuration(seconds: number): string {

@@ -10,6 +10,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readCredentials, upsertAccount, type AccountRow } from './accounts.ts';
 import type { Context } from './context.ts';
+import { withTransaction } from './db.ts';
+import { sendPublish } from './jobs.ts';
+import { setJob } from './posts.ts';
 import { MESSAGES, UserError } from './errors.ts';
 import { credentialsFrom, LinkProblem, missingScopes, OAUTH_PLATFORMS, oauthClient, type OAuthPlatform, type TokenResponse } from './oauth.ts';
 import { PLATFORM_SPECS, type Credentials, type PlatformId } from './platforms.ts';
@@ -135,7 +138,16 @@ export async function completeOAuth(ctx: Context, platform: PlatformId, query: {
   }
   const { credentials, expiresAt } = credentialsFrom(token, identity, ctx.now());
   const account = await upsertAccount(ctx.pool, ctx.secrets, { workspaceId: request.workspace_id, platform, handle: identity.handle, remoteId: identity.remoteId, credentials, expiresAt });
+  await wakeWaiting(ctx, account.id);
   return { account, workspaceId: request.workspace_id, memberId: request.member_id, chat: request.chat };
+}
+
+/** Deliveries that were waiting for this account to be re-linked go now, not at their next check. */
+export async function wakeWaiting(ctx: Context, accountId: string): Promise<void> {
+  const { rows } = await ctx.pool.query<{ id: string }>(`SELECT id FROM deliveries WHERE account_id = $1 AND state = 'scheduled' AND error_code = 'auth'`, [accountId]);
+  for (const row of rows) {
+    await withTransaction(ctx.pool, async (tx) => setJob(tx, row.id, await sendPublish(ctx.boss, { deliveryId: row.id }, new Date(ctx.now()), tx)));
+  }
 }
 
 /** The Bluesky form: the login is checked first, so a typo does not burn the link. */
@@ -152,6 +164,7 @@ export async function completeBluesky(
   const result = await login();
   const request = await consume(ctx, 'token_hash', token, 'bluesky');
   const account = await upsertAccount(ctx.pool, ctx.secrets, { workspaceId: request.workspace_id, platform: 'bluesky', handle: result.handle, remoteId: result.did, credentials: result.credentials, expiresAt: result.expiresAt });
+  await wakeWaiting(ctx, account.id);
   return { account, workspaceId: request.workspace_id, memberId: request.member_id, chat: request.chat };
 }
 

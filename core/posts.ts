@@ -24,8 +24,9 @@ export const isTerminal = (state: DeliveryState): boolean => TERMINAL_STATES.inc
 /** Which states each state may be entered from. The one picture of the state machine. */
 export const TRANSITIONS: Record<DeliveryState, readonly DeliveryState[]> = {
   awaiting_approval: [],
-  // From publishing/processing: a retryable failure waits for its next attempt as `scheduled`.
-  scheduled: ['awaiting_approval', 'failed', 'unconfirmed', 'publishing', 'processing'],
+  // From publishing/processing: a retryable failure waits for its next attempt as `scheduled`;
+  // from scheduled: a delivery starts waiting for its account to be re-linked.
+  scheduled: ['awaiting_approval', 'scheduled', 'failed', 'unconfirmed', 'publishing', 'processing'],
   // A crashed attempt leaves `publishing`; the resumed job enters it again.
   publishing: ['scheduled', 'publishing', 'processing'],
   processing: ['publishing', 'processing'],

@@ -16,6 +16,8 @@ export interface Notifier {
   postChanged(postId: string): Promise<void>;
   /** Frequent and best effort: never awaited by the caller, never fails a job. */
   progress?(event: ProgressEvent): void;
+  /** The account's login is gone: say so once, with a way to re-link. */
+  accountNeedsReauth?(accountId: string): Promise<void>;
 }
 
 export const silentNotifier: Notifier = {

@@ -104,6 +104,7 @@ export async function handlePublish(env: PublishEnvironment, deliveryId: string,
     return;
   }
   const account = await getAccount(ctx.pool, delivery.account_id);
+  if (account?.state === 'needs_reauth' && delivery.state !== 'processing') return waitForRelink(env, delivery, post.scheduled_at, adapter.spec.label, log);
   if (!account || account.state === 'disabled') {
     const failed = await transition(ctx.pool, delivery.id, 'failed', { errorCode: 'auth', error: MESSAGES.platformAuth(adapter.spec.label) });
     if (failed) await env.notify.deliveryChanged(failed.id);
@@ -204,7 +205,12 @@ async function recordFailure(env: PublishEnvironment, delivery: DeliveryRow, err
   if (decision.retry) recordRetry(delivery.platform, error.code);
   log.warn({ code: error.code, status: error.status, detail: error.detail, retry: decision }, 'publish attempt failed');
   if (error.code === 'auth' && !error.retryable) {
+    // The login is gone: the delivery waits for a re-link instead of failing (see waitForRelink).
     await setAccountState(ctx.pool, delivery.account_id, 'needs_reauth', error.detail);
+    await env.notify.accountNeedsReauth?.(delivery.account_id);
+    const post = await getPost(ctx.pool, delivery.post_id);
+    const view = await getDelivery(ctx.pool, delivery.id);
+    if (post && view) return waitForRelink(env, view, post.scheduled_at, label, log);
   }
   if (decision.retry) {
     await withTransaction(ctx.pool, async (tx) => {
@@ -224,3 +230,31 @@ async function recordFailure(env: PublishEnvironment, delivery: DeliveryRow, err
   await env.notify.deliveryChanged(delivery.id);
 }
 
+
+/** How long a delivery waits for its account to be re-linked before failing, and how often it looks. */
+export const RELINK_WAIT_HOURS = 24;
+const RELINK_CHECK_SECONDS = 15 * 60;
+
+/**
+ * A delivery whose account needs re-linking waits (scheduled, with the reason shown) and looks
+ * again every 15 minutes; linking the account again wakes it at once (core/linking.ts). After
+ * RELINK_WAIT_HOURS past its slot it fails with the reason.
+ */
+async function waitForRelink(env: PublishEnvironment, delivery: DeliveryView, scheduledAt: Date, label: string, log: Logger): Promise<void> {
+  const { ctx } = env;
+  const deadline = scheduledAt.getTime() + RELINK_WAIT_HOURS * 3600_000;
+  if (ctx.now() >= deadline) {
+    const failed = await transition(ctx.pool, delivery.id, 'failed', { errorCode: 'auth', error: MESSAGES.platformAuth(label) });
+    if (failed) await env.notify.deliveryChanged(delivery.id);
+    return;
+  }
+  const reason = MESSAGES.waitingForRelink(label, delivery.handle, RELINK_WAIT_HOURS);
+  await withTransaction(ctx.pool, async (tx) => {
+    const waiting = delivery.state === 'scheduled' && delivery.error === reason ? delivery : await transition(tx, delivery.id, 'scheduled', { errorCode: 'auth', error: reason });
+    if (!waiting) return;
+    const next = await sendPublish(ctx.boss, { deliveryId: delivery.id }, new Date(Math.min(deadline, ctx.now() + RELINK_CHECK_SECONDS * 1000)), tx);
+    await setJob(tx, delivery.id, next);
+  });
+  log.info('account needs re-linking; the delivery waits');
+  await env.notify.deliveryChanged(delivery.id);
+}

@@ -4,6 +4,7 @@
  * (or the chat the post came from). Runs in whichever process changed the rows, the worker
  * included: everything it says is read from the database.
  */
+import { getAccount } from '../accounts.ts';
 import type { Pool } from '../db.ts';
 import { MESSAGES } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -145,6 +146,28 @@ export class ChatNotifier {
     }
     this.#pending.clear();
     for (const postId of posts) await this.refresh(postId, { force: true }).catch(() => undefined);
+  }
+
+  /** Once per loss of login: the alerts chat hears which account, why, and gets a Re-link button. */
+  async accountNeedsReauth(accountId: string): Promise<void> {
+    const { pool, outboxes, log } = this.#deps;
+    const account = await getAccount(pool, accountId);
+    if (!account || account.state !== 'needs_reauth') return;
+    // A Telegram workspace is a chat, so it can hear its own alerts; a Discord guild needs a channel set.
+    const own = account.workspace_id.startsWith('telegram:') ? parseChatAddress(account.workspace_id) : null;
+    const address = await alertAddress(pool, account.workspace_id, own);
+    const outbox = address ? outboxes[address.chat] : undefined;
+    if (!address || !outbox) return;
+    const label = PLATFORM_SPECS[account.platform].label;
+    try {
+      await withTransaction(pool, async (tx) => {
+        if (!(await claimNotice(tx, `reauth:${account.id}:${account.updated_at.getTime()}`))) return;
+        const messageId = await outbox.send(address.chatId, { text: MESSAGES.alertNeedsReauth(label, account.handle, account.last_error ?? ''), buttons: [[button(`Re-link ${label}`, 'relink', account.id)]] });
+        await recordChatMessage(tx, { chat: address.chat, chatId: address.chatId, messageId, workspaceId: account.workspace_id, kind: 'alert' });
+      });
+    } catch (error) {
+      log.warn({ component: 'chat', accountId, err: error }, 'alert not sent');
+    }
   }
 
   async #alertFinal(delivery: DeliveryView): Promise<void> {

@@ -9,7 +9,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { listAccounts, setAccountState } from '../accounts.ts';
+import { getAccount, listAccounts, setAccountState } from '../accounts.ts';
 import type { Context } from '../context.ts';
 import { withTransaction } from '../db.ts';
 import { MESSAGES, UserError } from '../errors.ts';
@@ -367,8 +367,17 @@ export class ChatService {
           }
           return await this.#sendFile(place, delivery.platform, delivery.rendition_id);
         }
-        case 'relink':
-          return MESSAGES.relinkHint();
+        case 'relink': {
+          const row = await this.#member(place, member);
+          const account = await getAccount(ctx.pool, parsed.id);
+          if (!account || !(await this.#speaksFor(place, account.workspace_id))) return MESSAGES.buttonExpired();
+          if (!this.#isAdmin(member, row)) return MESSAGES.adminOnly('Re-link');
+          const label = PLATFORM_SPECS[account.platform].label;
+          const link = await createLinkRequest(ctx, { workspaceId: account.workspace_id, memberId: member.id, platform: account.platform, chat: `${place.chat}:${place.chatId}` });
+          // Telegram: a user's private chat has the user's id. Elsewhere the hint names the command.
+          const sent = await this.#deps.outbox.send(member.id, { text: MESSAGES.linkPrivateText(label, link.url, account.workspace_id) }).then(() => true, () => false);
+          return sent ? MESSAGES.relinkSent(label) : MESSAGES.relinkHint();
+        }
       }
     } catch (error) {
       if (error instanceof UserError) return error.message;

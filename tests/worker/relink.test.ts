@@ -1,0 +1,105 @@
+/**
+ * A lost login does not fail posts: the account turns `needs_reauth`, the alerts chat hears it once
+ * with a Re-link button, the delivery waits (scheduled, with the reason), and linking the account
+ * again sends it at once. A delivery still waiting 24 h after its slot fails with the reason.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { getAccount, upsertAccount } from '../../core/accounts.ts';
+import { ChatNotifier } from '../../core/chat/notifier.ts';
+import type { ChatOutbox, OutMessage } from '../../core/chat/outbox.ts';
+import { MESSAGES, PublishError } from '../../core/errors.ts';
+import { submitPost } from '../../core/intake.ts';
+import { wakeWaiting } from '../../core/linking.ts';
+import { PLATFORM_SPECS, type PlatformAdapter } from '../../core/platforms.ts';
+import { getDelivery, listDeliveries } from '../../core/posts.ts';
+import { ensureWorkspace } from '../../core/workspaces.ts';
+import { startWorker, type RunningWorker } from '../../worker/main.ts';
+import { makeClip } from '../support/clips.ts';
+import { testContext, type TestContext } from '../support/context.ts';
+
+let ctx: TestContext;
+let worker: RunningWorker;
+let notifier: ChatNotifier;
+let clip: string;
+let loginGone = true;
+let published = 0;
+const sent: Array<{ chatId: string; message: OutMessage }> = [];
+
+const outbox: ChatOutbox = {
+  chat: 'telegram',
+  maxUploadBytes: 50 * 1024 * 1024,
+  send: async (chatId, message) => {
+    sent.push({ chatId, message });
+    return String(sent.length);
+  },
+  edit: async () => undefined,
+  sendFile: async () => 'file',
+  remove: async () => true,
+};
+
+const tiktok: PlatformAdapter = {
+  spec: PLATFORM_SPECS.tiktok,
+  async publish(input) {
+    if (loginGone) throw new PublishError('auth', 'access_token_invalid: refresh token revoked', { retryable: false });
+    published++;
+    return { status: 'published', remoteId: `tt-${input.deliveryId}`, url: `https://www.tiktok.com/@c/video/${published}` };
+  },
+  async check(remoteId) {
+    return { status: 'published', remoteId, url: 'https://www.tiktok.com/@c/video/x' };
+  },
+};
+
+async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (ok(value)) return value;
+    if (Date.now() > deadline) throw new Error(`timed out; last: ${JSON.stringify(value)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+before(async () => {
+  ctx = await testContext();
+  await ensureWorkspace(ctx.pool, 'telegram:-100', 'UTC');
+  clip = makeClip(join(ctx.dir, 'clip.mp4'), { width: 360, height: 640, seconds: 4 });
+  notifier = new ChatNotifier({ pool: ctx.pool, log: ctx.log, now: ctx.now, outboxes: { telegram: outbox } });
+  worker = await startWorker(ctx, { notify: notifier, pollingIntervalSeconds: 0.5, adapters: { tiktok } });
+});
+
+after(async () => {
+  await worker?.stop();
+  await notifier?.close();
+  await ctx?.dispose();
+});
+
+test('the delivery waits for a re-link, the chat is told once with a Re-link button, and re-linking sends it', async () => {
+  const account = await upsertAccount(ctx.pool, ctx.secrets, { workspaceId: 'telegram:-100', platform: 'tiktok', handle: 'creator', remoteId: null, credentials: { token: 'x' }, expiresAt: null });
+  const { post } = await submitPost(ctx, { workspaceId: 'telegram:-100', authorId: 'u1', filePath: clip, caption: 'waits', targets: [{ platform: 'tiktok', handle: null }] });
+  const waiting = await until(() => getDelivery(ctx.pool, post.deliveries[0]!.id), (d) => d?.error === MESSAGES.waitingForRelink('TikTok', 'creator', 24));
+  assert.equal(waiting?.state, 'scheduled', 'waiting, not failed');
+  assert.equal((await getAccount(ctx.pool, account.id))?.state, 'needs_reauth');
+  const alerts = sent.filter((s) => s.message.text.startsWith('🔑'));
+  assert.equal(alerts.length, 1);
+  assert.equal(alerts[0]!.chatId, '-100', 'a Telegram workspace hears its own alerts');
+  assert.deepEqual(alerts[0]!.message.buttons, [[{ label: 'Re-link TikTok', data: `relink:${account.id}` }]]);
+
+  loginGone = false;
+  await upsertAccount(ctx.pool, ctx.secrets, { workspaceId: 'telegram:-100', platform: 'tiktok', handle: 'creator', remoteId: null, credentials: { token: 'y' }, expiresAt: null });
+  await wakeWaiting(ctx, account.id);
+  const done = await until(() => listDeliveries(ctx.pool, post.id), (ds) => ds[0]?.state === 'published');
+  assert.match(done[0]!.url!, /tiktok\.com/);
+  assert.equal(sent.filter((s) => s.message.text.startsWith('🔑')).length, 1, 'one alert, not one per check');
+});
+
+test('a delivery still waiting 24 h after its slot fails with the reason', async () => {
+  loginGone = true;
+  const { post } = await submitPost(ctx, { workspaceId: 'telegram:-100', authorId: 'u1', filePath: clip, caption: 'too late', targets: [{ platform: 'tiktok', handle: null }] });
+  await until(() => getDelivery(ctx.pool, post.deliveries[0]!.id), (d) => d?.error_code === 'auth' && d.state === 'scheduled');
+  await ctx.pool.query(`UPDATE posts SET scheduled_at = now() - interval '25 hours' WHERE id = $1`, [post.id]);
+  await wakeWaiting(ctx, post.deliveries[0]!.account_id);
+  const failed = await until(() => getDelivery(ctx.pool, post.deliveries[0]!.id), (d) => d?.state === 'failed');
+  assert.equal(failed?.error, MESSAGES.platformAuth('TikTok'));
+});
