@@ -156,6 +156,12 @@ export const MESSAGES = {
   alertNeedsReauth: (label: string, handle: string, reason: string) =>
     `🔑 ${label} @${handle} needs re-linking: ${reason || 'the platform no longer accepts its login'}. Posts for it wait up to 24 h.`,
   relinkSent: (label: string) => `I sent you a private link to re-link ${label}.`,
+  capDeferred: (label: string, limit: number, what: string, when: string) => `${label} allows ${limit} ${what}; this one goes out at ${when}.`,
+  publishedLate: (seconds: number) => {
+    const minutes = Math.round(seconds / 60);
+    const late = minutes < 90 ? `${minutes} min` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+    return `(published ${late} after its time: no worker was running then)`;
+  },
   chatHelp: (chat: 'telegram' | 'discord') =>
     [
       'Send a video with a command as its caption:',

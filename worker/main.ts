@@ -13,11 +13,14 @@ import { runCleanup } from '../core/retention.ts';
 import { heartbeat, removeWorker } from '../core/workers.ts';
 import { silentNotifier, type Notifier } from './notify.ts';
 import { ADAPTERS } from './platforms/index.ts';
+import { CAPS, type Cap } from '../core/caps.ts';
 import { handlePublish } from './publish.ts';
 import { handleTranscode } from './transcode.ts';
 
 export interface WorkerOptions {
   adapters?: Partial<Record<PlatformId, PlatformAdapter>>;
+  /** Per-account publishing caps; benchmarks that hammer one test account pass none. */
+  caps?: Partial<Record<PlatformId, readonly Cap[]>>;
   notify?: Notifier;
   concurrency?: number;
   /** Seconds between polls for future-dated jobs (their start is not notified). */
@@ -35,7 +38,7 @@ export interface RunningWorker {
 export async function startWorker(ctx: Context, options: WorkerOptions = {}): Promise<RunningWorker> {
   const id = randomUUID();
   const log = ctx.log.child({ component: 'worker', workerId: id });
-  const env = { ctx, adapters: options.adapters ?? ADAPTERS, notify: options.notify ?? silentNotifier };
+  const env = { ctx, adapters: options.adapters ?? ADAPTERS, notify: options.notify ?? silentNotifier, caps: options.caps ?? CAPS };
   const controller = new AbortController();
   const me = { id, hostname: hostname(), pid: process.pid };
   await heartbeat(ctx.pool, me);

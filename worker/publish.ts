@@ -11,6 +11,8 @@ import { getAccount, setAccountState, withLockedCredentials } from '../core/acco
 import type { Context } from '../core/context.ts';
 import { withTransaction } from '../core/db.ts';
 import { describePublishError, MESSAGES, PublishError } from '../core/errors.ts';
+import { capReached, type Cap, type CapDecision } from '../core/caps.ts';
+import { formatInZone } from '../core/schedule.ts';
 import { nextAttempt, sendPublish } from '../core/jobs.ts';
 import type { Logger } from '../core/log.ts';
 import { getRendition, renditionOpener } from '../core/media.ts';
@@ -23,6 +25,7 @@ export interface PublishEnvironment {
   ctx: Context;
   adapters: Partial<Record<PlatformId, PlatformAdapter>>;
   notify: Notifier;
+  caps?: Partial<Record<PlatformId, readonly Cap[]>>;
 }
 
 /** Kills the process at a named point when the crash harness asks for it (tests only). */
@@ -113,6 +116,10 @@ export async function handlePublish(env: PublishEnvironment, deliveryId: string,
 
   // Polling a processing delivery is not a new attempt; anything else is.
   const checking = delivery.state === 'processing' && delivery.remote_id !== null;
+  if (!checking) {
+    const capped = await capReached(ctx.pool, delivery.platform, delivery.account_id, new Date(ctx.now()), env.caps?.[delivery.platform] ?? []);
+    if (capped) return deferForCap(env, delivery, capped, adapter.spec.label, post.time_zone, log);
+  }
   const current = checking
     ? delivery
     : await transition(ctx.pool, delivery.id, 'publishing', { incrementAttempts: true, jobId, error: null, errorCode: null });
@@ -183,7 +190,11 @@ export async function handlePublish(env: PublishEnvironment, deliveryId: string,
     return;
   }
   if (result.status === 'published') {
-    const published = await transition(ctx.pool, delivery.id, 'published', { remoteId: result.remoteId, url: result.url, note: result.note ?? null, publishedAt: new Date(ctx.now()), error: null, errorCode: null });
+    // A first attempt long after its slot means no worker was running then: say how late.
+    const lateSeconds = (ctx.now() - post.scheduled_at.getTime()) / 1000;
+    const late = current.attempts <= 1 && lateSeconds > LATE_NOTE_SECONDS ? MESSAGES.publishedLate(lateSeconds) : null;
+    const note = [result.note, late].filter(Boolean).join(' ') || null;
+    const published = await transition(ctx.pool, delivery.id, 'published', { remoteId: result.remoteId, url: result.url, note, publishedAt: new Date(ctx.now()), error: null, errorCode: null });
     log.info({ url: result.url }, 'published');
     if (published) await env.notify.deliveryChanged(delivery.id);
     return;
@@ -256,5 +267,21 @@ async function waitForRelink(env: PublishEnvironment, delivery: DeliveryView, sc
     await setJob(tx, delivery.id, next);
   });
   log.info('account needs re-linking; the delivery waits');
+  await env.notify.deliveryChanged(delivery.id);
+}
+
+/** Published this long after its slot, a post says so (a worker was down, or a long queue). */
+const LATE_NOTE_SECONDS = 120;
+
+/** Over a cap: the delivery waits for the time the cap frees up, and its status says when. */
+async function deferForCap(env: PublishEnvironment, delivery: DeliveryView, capped: CapDecision, label: string, timeZone: string, log: Logger): Promise<void> {
+  const { ctx } = env;
+  const reason = MESSAGES.capDeferred(label, capped.cap.limit, capped.cap.what, formatInZone(capped.at, timeZone));
+  await withTransaction(ctx.pool, async (tx) => {
+    const waiting = await transition(tx, delivery.id, 'scheduled', { errorCode: 'rate_limited', error: reason });
+    if (!waiting) return;
+    await setJob(tx, delivery.id, await sendPublish(ctx.boss, { deliveryId: delivery.id }, capped.at, tx));
+  });
+  log.info({ cap: capped.cap, at: capped.at.toISOString() }, 'over a publishing cap; deferred');
   await env.notify.deliveryChanged(delivery.id);
 }
