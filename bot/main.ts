@@ -2,6 +2,8 @@
 import { ChatNotifier } from '../core/chat/notifier.ts';
 import type { Outboxes } from '../core/chat/outbox.ts';
 import type { Context } from '../core/context.ts';
+import { Routes } from 'discord.js';
+import { startDiscord, type RunningDiscord } from './discord.ts';
 import type { HttpServer } from './http.ts';
 import { startTelegram } from './telegram.ts';
 
@@ -23,6 +25,26 @@ export async function startBots(ctx: Context, options: { http?: HttpServer; outb
       run: async () => {
         await telegram.bot.api.getMe();
         return { status: 'ok', detail: `@${telegram.username}` };
+      },
+    });
+  }
+  if (ctx.config.chat.discord.token) {
+    let discord: RunningDiscord;
+    try {
+      discord = await startDiscord(ctx, { notifier });
+    } catch (error) {
+      // A refused Discord login must not leave the Telegram bot polling in a process that exits.
+      for (const stop of stops.reverse()) await stop().catch(() => undefined);
+      await notifier.close();
+      throw error;
+    }
+    stops.push(discord.stop);
+    enabled.push('discord');
+    options.http?.addHealthCheck({
+      name: 'chat.discord',
+      run: async () => {
+        await discord.client.rest.get(Routes.user());
+        return { status: 'ok', detail: discord.client.user.username };
       },
     });
   }

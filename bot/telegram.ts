@@ -4,8 +4,7 @@
  * handler that reads `text ?? caption` itself.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { rename } from 'node:fs/promises';
-import { dirname, isAbsolute } from 'node:path';
+import { isAbsolute } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Bot, GrammyError, webhookCallback, type Context as GrammyContext } from 'grammy';
@@ -17,7 +16,7 @@ import { TELEGRAM_CLOUD_ROOT, TELEGRAM_DOWNLOAD_LIMIT, telegramOutbox } from '..
 import { parseRequest } from '../core/chat/grammar.ts';
 import type { Context } from '../core/context.ts';
 import { formatBytes, MESSAGES, UserError } from '../core/errors.ts';
-import { fetchLink } from '../core/fetch-link.ts';
+import { linkMedia } from './chat-media.ts';
 import type { HttpServer } from './http.ts';
 
 const VIDEO_DOCUMENT = /\.(mp4|m4v|mov|webm|mkv)$/i;
@@ -69,21 +68,7 @@ export async function startTelegram(ctx: Context, options: TelegramOptions): Pro
   const username = bot.botInfo.username;
   const outbox = telegramOutbox(bot.api);
 
-  const mediaFromLink = (url: string): IncomingMedia => ({
-    name: new URL(url).pathname.split('/').pop() || 'video',
-    size: null,
-    fetch: async (path, onProgress) => {
-      const got = await fetchLink(url, {
-        dir: dirname(path),
-        maxBytes: ctx.config.chat.linkMaxBytes,
-        ...(options.linkHosts ? { allowHosts: options.linkHosts } : {}),
-        onProgress: (bytes, total) => {
-          if (total) onProgress(bytes / total);
-        },
-      });
-      await rename(got.path, path);
-    },
-  });
+  const mediaFromLink = (url: string): IncomingMedia => linkMedia(ctx, url, options.linkHosts ? { allowHosts: options.linkHosts } : {});
   const service = new ChatService({ ctx, outbox, notifier: options.notifier, mediaFromLink });
 
   const admins = new Map<string, { admin: boolean; at: number }>();

@@ -12,6 +12,7 @@ import { isWorkspaceId } from '../core/workspaces.ts';
 import { accountsList, addBluesky } from './accounts.ts';
 import { backupCommand, restoreCommand } from './backup.ts';
 import { cleanupCommand } from './cleanup.ts';
+import { discordRegister } from './discord.ts';
 import { doctorCommand } from './doctor.ts';
 import { postCommand, postsCancel, postsList, postsRetry, postsShow, type CommandIo } from './posts.ts';
 import { runServers } from './servers.ts';
@@ -173,10 +174,17 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .description('run everything in one process: migrations, worker, HTTP server and the configured chat bots')
     .action(() => run(runServers(config(), { worker: true, http: true, bots: true })));
   program
+    .command('discord')
+    .description('Discord bot setup')
+    .command('register')
+    .description('register the slash commands (with --guild: in that server at once; without: globally, which Discord may take up to an hour to show)')
+    .option('--guild <id>', 'the server (guild) id')
+    .action((options: { guild?: string }) => run(discordRegister(config(), options, io)));
+  program
     .command('demo')
     .description('post a generated clip to a local Bluesky PDS through the real pipeline (no accounts needed)')
     .option('--keep', 'keep the demo data dir')
-    .option('--chat <chat>', 'run the chat flow against a local chat simulator and print the conversation (telegram)')
+    .option('--chat <chat>', 'run the chat flow against a local chat simulator and print the conversation (telegram or discord)')
     .action((options: { keep?: boolean; chat?: string }) => run(loadDemo(options.chat).then((runDemo) => runDemo(io, options))));
   return program;
 }
@@ -187,9 +195,11 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
  * every other command working there.
  */
 async function loadDemo(chat: string | undefined): Promise<typeof import('./demo.ts').runDemo> {
-  if (chat !== undefined && chat !== 'telegram') throw new UserError(MESSAGES.demoUnknownChat(chat));
+  if (chat !== undefined && chat !== 'telegram' && chat !== 'discord') throw new UserError(MESSAGES.demoUnknownChat(chat));
   try {
-    return chat === 'telegram' ? (await import('./demo-chat.ts')).runTelegramDemo : (await import('./demo.ts')).runDemo;
+    if (chat === undefined) return (await import('./demo.ts')).runDemo;
+    const demos = await import('./demo-chat.ts');
+    return chat === 'telegram' ? demos.runTelegramDemo : demos.runDiscordDemo;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') throw new UserError(MESSAGES.demoUnavailable());
     throw error;

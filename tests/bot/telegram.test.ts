@@ -5,21 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { upsertAccount } from '../../core/accounts.ts';
 import { ChatNotifier } from '../../core/chat/notifier.ts';
 import { configuredOutboxes } from '../../core/chat/outboxes.ts';
-import { PublishError } from '../../core/errors.ts';
-import { PLATFORM_SPECS, type PlatformAdapter } from '../../core/platforms.ts';
-import { ensureWorkspace } from '../../core/workspaces.ts';
 import { startTelegram, TELEGRAM_COMMANDS, type RunningTelegram } from '../../bot/telegram.ts';
 import { startWorker, type RunningWorker } from '../../worker/main.ts';
 import { ADAPTERS } from '../../worker/platforms/index.ts';
-import { blueskyLogin } from '../../worker/platforms/bluesky.ts';
-import { platformDeps } from '../../worker/publish.ts';
+import { countPostAndMediaRows, flakyTiktok, linkChatAccounts, startVideoServer } from '../support/chat.ts';
 import { makeClip } from '../support/clips.ts';
 import { testContext, type TestContext } from '../support/context.ts';
 import { startPds, type TestPdsHandle } from '../support/pds.ts';
@@ -32,37 +25,15 @@ let telegram: RunningTelegram;
 let worker: RunningWorker;
 let notifier: ChatNotifier;
 let clip: Buffer;
-let linkServer: Server;
+let linkServer: Awaited<ReturnType<typeof startVideoServer>>;
 let admin: SimUser;
 let member: SimUser;
 let group: SimChat;
 let alertsChat: SimChat;
-let tiktokFailures = 0;
-const tiktokPosts: string[] = [];
-
-/** A TikTok stand-in: fails with a plain reason while `tiktokFailures` > 0, then publishes. */
-const tiktok: PlatformAdapter = {
-  spec: PLATFORM_SPECS.tiktok,
-  async publish(input) {
-    if (tiktokFailures > 0) {
-      tiktokFailures--;
-      throw new PublishError('rejected', 'spam check', { retryable: false, userMessage: 'TikTok flagged the post as possible spam.' });
-    }
-    tiktokPosts.push(input.deliveryId);
-    return { status: 'published', remoteId: `tt-${input.deliveryId}`, url: `https://www.tiktok.com/@creator/video/${tiktokPosts.length}` };
-  },
-  async check(remoteId) {
-    return { status: 'published', remoteId, url: `https://www.tiktok.com/@creator/video/${remoteId}` };
-  },
-};
+const tiktok = flakyTiktok();
 
 const workspace = (chat: SimChat) => `telegram:${chat.id}`;
 const text = (m: SimMessage) => m.text ?? m.caption ?? '';
-
-async function countRows(): Promise<{ posts: number; media: number }> {
-  const { rows } = await ctx.pool.query<{ posts: number; media: number }>('SELECT (SELECT count(*)::int FROM posts) AS posts, (SELECT count(*)::int FROM media) AS media');
-  return rows[0]!;
-}
 
 /** The bot's reply to a user message (a new message replying to it). */
 function replyTo(chat: SimChat, message: { message_id: number }, match: RegExp, timeoutMs = 15_000): Promise<SimMessage> {
@@ -77,19 +48,14 @@ before(async () => {
   group = sim.createGroup({ title: 'Creators', type: 'supergroup', creator: admin, members: [member], bot: 'administrator' });
   alertsChat = sim.createGroup({ title: 'Alerts', type: 'supergroup', creator: admin, bot: 'administrator' });
 
-  await ensureWorkspace(ctx.pool, workspace(group), 'Europe/Berlin');
-  const alice = await pds.createAccount('alice');
-  const login = await blueskyLogin({ identifier: alice.handle, appPassword: alice.appPassword, service: pds.url }, platformDeps(ctx, 'bluesky', ctx.log, AbortSignal.timeout(20_000)));
-  await upsertAccount(ctx.pool, ctx.secrets, { workspaceId: workspace(group), platform: 'bluesky', handle: login.handle, remoteId: login.did, credentials: login.credentials, expiresAt: login.expiresAt });
-  await upsertAccount(ctx.pool, ctx.secrets, { workspaceId: workspace(group), platform: 'tiktok', handle: 'creator', remoteId: null, credentials: { token: 'test' }, expiresAt: null });
+  await linkChatAccounts(ctx, pds, workspace(group));
 
   clip = readFileSync(makeClip(join(ctx.dir, 'clip.mp4'), { width: 360, height: 640, seconds: 4 }));
-  linkServer = createServer((_request, response) => response.writeHead(200, { 'content-type': 'video/mp4', 'content-length': clip.length }).end(clip));
-  await new Promise<void>((resolve) => linkServer.listen(0, '127.0.0.1', resolve));
+  linkServer = await startVideoServer(clip);
 
   notifier = new ChatNotifier({ pool: ctx.pool, log: ctx.log, now: ctx.now, outboxes: configuredOutboxes(ctx.config) });
   telegram = await startTelegram(ctx, { notifier, linkHosts: ['localhost'] });
-  worker = await startWorker(ctx, { notify: notifier, pollingIntervalSeconds: 0.5, adapters: { ...ADAPTERS, tiktok } });
+  worker = await startWorker(ctx, { notify: notifier, pollingIntervalSeconds: 0.5, adapters: { ...ADAPTERS, tiktok: tiktok.adapter } });
 });
 
 after(async () => {
@@ -161,7 +127,7 @@ test('approval: a non-admin 👍 is ignored, an admin 👍 publishes', async () 
   assert.equal(preview.media?.kind, 'photo', 'the preview carries a thumbnail frame');
   await sim.waitForBotMessage(group, (m) => m.messageId === received.messageId && /Waiting for approval/.test(text(m)), 15_000);
 
-  const before = tiktokPosts.length;
+  const before = tiktok.posts.length;
   sim.react(group, member, preview.messageId, ['👍']);
   await new Promise((r) => setTimeout(r, 1500));
   const { rows } = await ctx.pool.query<{ state: string }>(`SELECT d.state FROM deliveries d JOIN posts p ON p.id = d.post_id WHERE p.caption = 'Please approve'`);
@@ -169,7 +135,7 @@ test('approval: a non-admin 👍 is ignored, an admin 👍 publishes', async () 
 
   sim.react(group, admin, preview.messageId, ['👍']);
   await sim.waitForBotMessage(group, (m) => m.messageId === received.messageId && /tiktok\.com/.test(text(m)), 30_000);
-  assert.equal(tiktokPosts.length, before + 1);
+  assert.equal(tiktok.posts.length, before + 1);
   const off = sim.sendUserMessage(group, admin, { text: '/settings approval off' });
   await replyTo(group, off, /Approval: off/);
 });
@@ -177,7 +143,7 @@ test('approval: a non-admin 👍 is ignored, an admin 👍 publishes', async () 
 test('a failure reaches the alerts chat with a Retry that works', async () => {
   const set = sim.sendUserMessage(group, admin, { text: `/settings alerts ${alertsChat.id}` });
   await replyTo(group, set, /Saved/);
-  tiktokFailures = 1;
+  tiktok.failNext(1);
   const sent = sim.sendUserMessage(group, member, { video: { source: clip, name: 'fails.mp4', mime: 'video/mp4' }, caption: '/post to tiktok\nFails once' });
   const received = await replyTo(group, sent, /Received fails\.mp4/);
   const alert = await sim.waitForBotMessage(alertsChat, (m) => /TikTok @creator did not get post/.test(text(m)), 30_000);
@@ -194,7 +160,7 @@ test('a failure reaches the alerts chat with a Retry that works', async () => {
 });
 
 test('bad inputs get a clear reply and leave no rows behind', async () => {
-  const before = await countRows();
+  const before = await countPostAndMediaRows(ctx);
   const cases: Array<{ send: () => { message_id: number }; expect: RegExp }> = [
     { send: () => sim.sendUserMessage(group, member, { photo: { source: readFileSync(makeClip(join(ctx.dir, 'c.mp4'))).subarray(0, 100), name: 'p.jpg', mime: 'image/jpeg' }, caption: '/post to bluesky' }), expect: /That is a photo/ },
     { send: () => sim.sendUserMessage(group, member, { text: '/schedule yesterday 5pm to bluesky' }), expect: /in the past/ },
@@ -217,11 +183,11 @@ test('bad inputs get a clear reply and leave no rows behind', async () => {
   await replyTo(group, big, /only 20 MB/);
 
   await telegram.service.idle();
-  assert.deepEqual(await countRows(), before, 'no post or media row was written for any bad input');
+  assert.deepEqual(await countPostAndMediaRows(ctx), before, 'no post or media row was written for any bad input');
 });
 
 test('a link on a caption line is fetched and posted; a command replying to a video uses that video', async () => {
-  const url = `http://localhost:${(linkServer.address() as AddressInfo).port}/from-link.mp4`;
+  const url = linkServer.url('/from-link.mp4');
   const sent = sim.sendUserMessage(group, member, { text: `/post to tiktok\nFrom a link\n${url}` });
   const received = await replyTo(group, sent, /Received from-link\.mp4/);
   await sim.waitForBotMessage(group, (m) => m.messageId === received.messageId && /tiktok\.com/.test(text(m)), 30_000);
