@@ -164,8 +164,8 @@ export const MESSAGES = {
   },
   chatHelp: (chat: 'telegram' | 'discord') =>
     [
-      'Send a video with a command as its caption:',
-      '/post to tiktok, youtube',
+      chat === 'telegram' ? 'Send a video with a command as its caption:' : 'Mention me in a message with a video attached (or use /post with an attachment):',
+      chat === 'telegram' ? '/post to tiktok, youtube' : '@Reelay post to tiktok, youtube',
       'The caption goes on the lines below.',
       '',
       '/schedule tomorrow 6pm to all',
