@@ -117,7 +117,7 @@ export const MESSAGES = {
   timezoneSet: (zone: string, now: string) => `Timezone set to ${zone}. It is now ${now} there.`,
   settingsSaved: () => 'Saved.',
   settingsUsage: () =>
-    'Usage: /settings approval on|off · quorum N · selfapproval on|off · approvers add|remove ID… · alerts here|off|CHAT · targets tiktok, youtube|all · split on|off · spacing MINUTES · posterrole ROLE|everyone · approverrole ROLE|off',
+    'Usage: /settings approval on|off · quorum N · selfapproval on|off · approvers add|remove ID… · alerts here|off|CHAT · targets tiktok, youtube|all · split on|off · spacing MINUTES · posterrole ROLE|everyone · approverrole ROLE|off · role MEMBER_ID admin|approver|poster',
   settingsShow: (s: {
     approval: { required: boolean; quorum: number; approvers: readonly string[]; allowSelf: boolean };
     alertsChat: string | null;
@@ -162,6 +162,9 @@ export const MESSAGES = {
     const late = minutes < 90 ? `${minutes} min` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
     return `(published ${late} after its time: no worker was running then)`;
   },
+  unknownMember: (id: string) => `No member ${id} has written here yet; they need to send a message first.`,
+  roleSet: (id: string, role: string) => `Member ${id} is now ${role === 'admin' ? 'an admin' : `an ${role}`.replace('an poster', 'a poster')}.`,
+  approvalNeedsAdminBot: () => 'Telegram tells bots about reactions only in groups where the bot is an administrator: make me one, or approvers can use the buttons.',
   chatHelp: (chat: 'telegram' | 'discord') =>
     [
       chat === 'telegram' ? 'Send a video with a command as its caption:' : 'Mention me in a message with a video attached (or use /post with an attachment):',

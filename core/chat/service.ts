@@ -23,7 +23,7 @@ import { formatInZone, isValidTimeZone } from '../schedule.ts';
 import { parseTargets } from '../targets.ts';
 import { partCaption, splitVideo } from '../split.ts';
 import { extractFrame } from '../video.ts';
-import { ensureWorkspace, getWorkspace, setMemberTimeZone, touchMember, type MemberRow } from '../workspaces.ts';
+import { ensureWorkspace, getWorkspace, setMemberRole, setMemberTimeZone, touchMember, type MemberRow } from '../workspaces.ts';
 import { getRendition, renditionOpener } from '../media.ts';
 import { parseRequest, type ParsedRequest } from './grammar.ts';
 import { statusButtons, type ChatNotifier } from './notifier.ts';
@@ -584,9 +584,19 @@ export class ChatService {
       case 'approverrole':
         next = await change((s) => ({ ...s, approverRole: /^off$/i.test(value) ? null : value.replace(/^<@&(\d+)>$/, '$1') }));
         break;
+      case 'role': {
+        // A member's Reelay role on top of what the chat says (chat admins are always admins).
+        const [who, role] = rest;
+        const id = who?.replace(/^<@!?(\d+)>$/, '$1');
+        if (!id || (role !== 'admin' && role !== 'approver' && role !== 'poster')) throw new UserError(MESSAGES.settingsUsage());
+        if (!(await setMemberRole(ctx.pool, place.workspaceId, id, role))) throw new UserError(MESSAGES.unknownMember(id));
+        return { text: MESSAGES.roleSet(id, role) };
+      }
       default:
         throw new UserError(MESSAGES.settingsUsage());
     }
-    return { text: `${MESSAGES.settingsSaved()}\n${MESSAGES.settingsShow(next)}` };
+    const saved = `${MESSAGES.settingsSaved()}\n${MESSAGES.settingsShow(next)}`;
+    // Telegram sends reactions only to bots that are group administrators.
+    return { text: key?.toLowerCase() === 'approval' && next.approval.required && place.chat === 'telegram' ? `${saved}\n${MESSAGES.approvalNeedsAdminBot()}` : saved };
   }
 }
