@@ -25,16 +25,21 @@ export interface CommandIo {
 }
 
 /** Exit code for a post: 1 when any delivery failed, else 0. */
+/** Waiting for its account to be re-linked: only a person can move it on, so `--wait` stops there. */
+function awaitingRelink(d: PostWithDeliveries['deliveries'][number]): boolean {
+  return d.state === 'scheduled' && d.error_code === 'auth';
+}
+
 export function exitCodeFor(post: PostWithDeliveries): number {
-  return post.media_state === 'failed' || post.deliveries.some((d) => d.state === 'failed' || d.state === 'unconfirmed') ? 1 : 0;
+  return post.media_state === 'failed' || post.deliveries.some((d) => d.state === 'failed' || d.state === 'unconfirmed' || awaitingRelink(d)) ? 1 : 0;
 }
 
 function done(post: PostWithDeliveries): boolean {
-  return post.media_state === 'failed' || post.deliveries.every((d) => isTerminal(d.state));
+  return post.media_state === 'failed' || post.deliveries.every((d) => isTerminal(d.state) || awaitingRelink(d));
 }
 
 /**
- * Waits until every delivery is terminal. With no live worker anywhere, runs one in this process,
+ * Waits until every delivery is terminal or waits for a re-link. With no live worker anywhere, runs one in this process,
  * so `reelay post clip.mp4 --to bluesky --wait` is a complete one-shot command.
  */
 export async function waitForPost(ctx: Context, postId: string, options: { pollMs?: number } = {}): Promise<PostWithDeliveries> {

@@ -12,6 +12,7 @@ import { upsertAccount } from '../../core/accounts.ts';
 import { MESSAGES } from '../../core/errors.ts';
 import { PLATFORM_IDS } from '../../core/platforms.ts';
 import { ensureWorkspace } from '../../core/workspaces.ts';
+import { RELINK_WAIT_HOURS } from '../../worker/publish.ts';
 import { makeClip } from '../support/clips.ts';
 import { testContext, type TestContext } from '../support/context.ts';
 import { startPds, type TestPdsHandle } from '../support/pds.ts';
@@ -148,13 +149,13 @@ test('post --wait --json publishes to the PDS and prints one object; schedule, l
   assert.equal(again.code, 2);
 });
 
-test('a delivery that fails for good exits 1 with the reason', async () => {
+test('a revoked login exits 1 with the reason: the delivery waits for a re-link, --wait does not', async () => {
   const account = await pds.createAccount('revoked');
   await upsertAccount(ctx.pool, ctx.secrets, { workspaceId: 'cli', platform: 'bluesky', handle: account.handle, remoteId: account.did, credentials: { identifier: account.handle, appPassword: 'zzzz-zzzz-zzzz-zzzz', service: pds.url }, expiresAt: null });
   const clip = makeClip(join(ctx.dir, 'fail.mp4'));
   const run = await reelay(['post', clip, '--to', `bluesky:${account.handle}`, '--wait']);
   assert.equal(run.code, 1, run.stderr);
-  assert.ok(run.stdout.includes(MESSAGES.platformAuth('Bluesky')), run.stdout);
+  assert.ok(run.stdout.includes(MESSAGES.waitingForRelink('Bluesky', account.handle, RELINK_WAIT_HOURS)), run.stdout);
   const { rows } = await ctx.pool.query<{ state: string }>(`SELECT state FROM accounts WHERE handle = $1`, [account.handle]);
   assert.equal(rows[0]!.state, 'needs_reauth');
 });
