@@ -10,12 +10,12 @@ import { createLogger } from '../core/log.ts';
 import { migrate } from '../core/migrate.ts';
 import { isWorkspaceId } from '../core/workspaces.ts';
 import { accountsList, addBluesky } from './accounts.ts';
-import { backupCommand, restoreCommand } from './backup.ts';
 import { cleanupCommand } from './cleanup.ts';
-import { discordRegister } from './discord.ts';
-import { doctorCommand } from './doctor.ts';
 import { postCommand, postsCancel, postsList, postsRetry, postsShow, type CommandIo } from './posts.ts';
-import { runServers } from './servers.ts';
+
+// The long-running roles and the admin commands load their modules (bots, HTTP server, pg_dump
+// wrappers) only when chosen: every one-shot command starts faster.
+const servers = () => import('./servers.ts');
 
 const io: CommandIo = { out: (text) => process.stdout.write(text + '\n') };
 
@@ -133,11 +133,11 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .command('worker')
     .description('run a worker (transcode and publish jobs)')
     .option('--http', 'also serve /healthz and /metrics for this worker on HTTP_HOST:HTTP_PORT')
-    .action((options: { http?: boolean }) => run(runServers(config(), { worker: true, http: options.http ?? false, bots: false })));
+    .action((options: { http?: boolean }) => run(servers().then(({ runServers }) => runServers(config(), { worker: true, http: options.http ?? false, bots: false }))));
   program
     .command('bot')
     .description('run the chat bots and the HTTP server (health, metrics, worker alerts) without a worker')
-    .action(() => run(runServers(config(), { worker: false, http: true, bots: true })));
+    .action(() => run(servers().then(({ runServers }) => runServers(config(), { worker: false, http: true, bots: true }))));
   program
     .command('doctor')
     .description('check everything Reelay needs and say how to fix what is wrong (exit 1 if anything is)')
@@ -145,7 +145,7 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .action((options: { json?: boolean }) => {
       const loaded = config();
       const log = createLogger({ level: loaded.log.level ?? 'warn' });
-      run(doctorCommand(loaded, { log, fetch: globalThis.fetch, now: () => Date.now() }, options, io));
+      run(import('./doctor.ts').then(({ doctorCommand }) => doctorCommand(loaded, { log, fetch: globalThis.fetch, now: () => Date.now() }, options, io)));
     });
   program
     .command('cleanup')
@@ -158,7 +158,7 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .argument('<file>', 'where to write the backup (must not exist)')
     .action((file: string) => {
       const loaded = config();
-      run(backupCommand(loaded, createLogger({ level: loaded.log.level ?? 'warn' }), file, io));
+      run(import('./backup.ts').then(({ backupCommand }) => backupCommand(loaded, createLogger({ level: loaded.log.level ?? 'warn' }), file, io)));
     });
   program
     .command('restore')
@@ -167,19 +167,19 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .option('--force', 'restore even while workers are running')
     .action((file: string, options: { force?: boolean }) => {
       const loaded = config();
-      run(restoreCommand(loaded, createLogger({ level: loaded.log.level ?? 'warn' }), file, options, io));
+      run(import('./backup.ts').then(({ restoreCommand }) => restoreCommand(loaded, createLogger({ level: loaded.log.level ?? 'warn' }), file, options, io)));
     });
   program
     .command('start')
     .description('run everything in one process: migrations, worker, HTTP server and the configured chat bots')
-    .action(() => run(runServers(config(), { worker: true, http: true, bots: true })));
+    .action(() => run(servers().then(({ runServers }) => runServers(config(), { worker: true, http: true, bots: true }))));
   program
     .command('discord')
     .description('Discord bot setup')
     .command('register')
     .description('register the slash commands (with --guild: in that server at once; without: globally, which Discord may take up to an hour to show)')
     .option('--guild <id>', 'the server (guild) id')
-    .action((options: { guild?: string }) => run(discordRegister(config(), options, io)));
+    .action((options: { guild?: string }) => run(import('./discord.ts').then(({ discordRegister }) => discordRegister(config(), options, io))));
   program
     .command('demo')
     .description('post a generated clip to a local Bluesky PDS through the real pipeline (no accounts needed)')
