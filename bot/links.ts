@@ -69,7 +69,7 @@ export function handleLinkRoute(ctx: Context, request: IncomingMessage, response
   const done = async (linked: Linked) => {
     const label = PLATFORM_SPECS[linked.account.platform].label;
     await announce(linked).catch((error: unknown) => log.warn({ err: error }, 'could not announce the link in chat'));
-    message(response, 200, MESSAGES.linkedPage(label, linked.account.handle));
+    message(response, 200, [linked.account, ...(linked.also ?? [])].map((account) => MESSAGES.linkedPage(label, account.handle)).join('\n'));
   };
 
   if (link && request.method === 'GET') {

@@ -187,6 +187,7 @@ export const MESSAGES = {
   missingSecretKey: () =>
     'REELAY_SECRET_KEY is not set. Generate one with: node -e "console.log(require(\'crypto\').randomBytes(32).toString(\'base64\'))"',
   // YouTube details, shown after "YouTube refused the post:" / "YouTube rejected the video:".
+  facebookNoPage: () => 'this Facebook login manages no Page Reelay may post to. Make sure you chose at least one Page on the consent screen (and have the Create content task on it).',
   youtubeNoChannel: () => 'the linked Google account has no YouTube channel yet. Create one on youtube.com, then retry the post.',
   youtubeUploadLimit: () => 'the channel has reached its daily upload limit. Retry the post in 24 hours.',
   youtubeForbidden: () => 'the linked account may not upload to this channel. Check its permissions in YouTube Studio.',

@@ -54,6 +54,10 @@ export interface Chosen {
   options: Record<string, unknown>;
 }
 
+/** Facebook Pages are named, not handled ("Casey Cooks"): `facebook:caseycooks` must find them. */
+const handleKey = (handle: string): string => handle.toLowerCase().replace(/[\s@]+/g, '');
+const sameHandle = (a: string, b: string): boolean => handleKey(a) === handleKey(b);
+
 /**
  * Targets to accounts. `pinterest:<board>` names a board rather than an account when no Pinterest
  * account has that handle and exactly one is linked: a workspace pins to one account's boards.
@@ -69,7 +73,7 @@ function resolveAccounts(accounts: AccountRow[], request: Omit<IntakeRequest, 'f
   for (const target of request.targets) {
     const label = PLATFORM_SPECS[target.platform].label;
     const ofPlatform = live.filter((a) => a.platform === target.platform);
-    const matches = ofPlatform.filter((a) => target.handle === null || a.handle.toLowerCase() === target.handle.toLowerCase());
+    const matches = ofPlatform.filter((a) => target.handle === null || sameHandle(a.handle, target.handle));
     if (matches.length === 0 && target.platform === 'pinterest' && target.handle !== null && ofPlatform.length === 1) {
       chosen.set(ofPlatform[0]!.id, { account: ofPlatform[0]!, options: { board: target.handle } });
       continue;

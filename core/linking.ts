@@ -14,7 +14,7 @@ import { withTransaction } from './db.ts';
 import { sendPublish } from './jobs.ts';
 import { setJob } from './posts.ts';
 import { MESSAGES, UserError } from './errors.ts';
-import { credentialsFrom, LinkProblem, missingScopes, OAUTH_PLATFORMS, oauthClient, type OAuthPlatform, type TokenResponse } from './oauth.ts';
+import { credentialsFrom, LinkProblem, missingScopes, OAUTH_PLATFORMS, oauthClient, type Identity, type OAuthPlatform, type TokenResponse } from './oauth.ts';
 import { PLATFORM_SPECS, type Credentials, type PlatformId } from './platforms.ts';
 
 export const LINK_TTL_MS = 10 * 60_000;
@@ -86,6 +86,8 @@ export async function openLink(ctx: Context, token: string): Promise<{ kind: 'fo
 
 export interface Linked {
   account: AccountRow;
+  /** More accounts the same sign-in brought (a Facebook login's other Pages). */
+  also?: readonly AccountRow[];
   workspaceId: string;
   memberId: string;
   chat: string | null;
@@ -107,7 +109,13 @@ async function consume(ctx: Context, column: 'state_hash' | 'token_hash', value:
 function tokenFailure(error: unknown, label: string): UserError {
   const payload = (error as { data?: { payload?: unknown } }).data?.payload;
   const body = payload && typeof payload === 'object' ? (payload as Record<string, unknown>) : {};
-  const reason = typeof body.error_description === 'string' ? body.error_description : typeof body.error === 'string' ? body.error : error instanceof Error ? error.message : String(error);
+  // OAuth's `{error, error_description}`, or Meta Graph's `{error: {message}}`.
+  const graph = body.error && typeof body.error === 'object' ? (body.error as Record<string, unknown>).message : undefined;
+  const reason =
+    typeof body.error_description === 'string' ? body.error_description
+    : typeof body.error === 'string' ? body.error
+    : typeof graph === 'string' ? graph
+    : error instanceof Error ? error.message : String(error);
   return new UserError(MESSAGES.linkExchangeFailed(label, reason));
 }
 
@@ -126,20 +134,33 @@ export async function completeOAuth(ctx: Context, platform: PlatformId, query: {
   } catch (error) {
     throw tokenFailure(error, label);
   }
+  if (spec.longLived) {
+    try {
+      token = await spec.longLived(token, ctx.config, ctx.fetch);
+    } catch (error) {
+      throw tokenFailure(error, label);
+    }
+  }
   if (typeof token.access_token !== 'string') throw new UserError(MESSAGES.linkExchangeFailed(label, 'no access token in the answer'));
-  const missing = missingScopes(spec, token.scope);
+  const missing = missingScopes(spec, token);
   if (missing.length > 0) throw new UserError(MESSAGES.linkMissingScopes(label, missing));
-  let identity;
+  let identities: readonly Identity[];
   try {
-    identity = await spec.identify(token.access_token, token, ctx.config, ctx.fetch);
+    const found = await spec.identify(token.access_token, token, ctx.config, ctx.fetch, ctx.now());
+    identities = Array.isArray(found) ? found : [found as Identity];
   } catch (error) {
     if (error instanceof LinkProblem) throw new UserError(MESSAGES[error.key]());
     throw new UserError(MESSAGES.linkProfileFailed(label));
   }
-  const { credentials, expiresAt } = credentialsFrom(token, identity, ctx.now());
-  const account = await upsertAccount(ctx.pool, ctx.secrets, { workspaceId: request.workspace_id, platform, handle: identity.handle, remoteId: identity.remoteId, credentials, expiresAt });
-  await wakeWaiting(ctx, account.id);
-  return { account, workspaceId: request.workspace_id, memberId: request.member_id, chat: request.chat };
+  const accounts: AccountRow[] = [];
+  for (const identity of identities) {
+    const { credentials, expiresAt } = credentialsFrom(token, identity, ctx.now());
+    const account = await upsertAccount(ctx.pool, ctx.secrets, { workspaceId: request.workspace_id, platform, handle: identity.handle, remoteId: identity.remoteId, credentials, expiresAt });
+    await wakeWaiting(ctx, account.id);
+    accounts.push(account);
+  }
+  const [account, ...also] = accounts as [AccountRow, ...AccountRow[]];
+  return { account, also, workspaceId: request.workspace_id, memberId: request.member_id, chat: request.chat };
 }
 
 /** Deliveries that were waiting for this account to be re-linked go now, not at their next check. */

@@ -18,6 +18,10 @@ export interface TokenResponse {
   scope?: string;
   open_id?: string;
   token_type?: string;
+  /** Meta: the user id beside a short-lived token. */
+  user_id?: string | number;
+  /** Instagram Login names the granted scopes `permissions`. */
+  permissions?: string | readonly string[];
 }
 
 export interface Identity {
@@ -40,7 +44,13 @@ export interface OAuthPlatform {
   /** TikTok calls the client id `client_key`. */
   idParamName?: string;
   extraAuthorizeParams?: Record<string, string>;
-  identify(accessToken: string, token: TokenResponse, config: Config, fetchFn: typeof fetch): Promise<Identity>;
+  /**
+   * Meta hands out a short-lived (1 h) token for the code; it must be traded for a long-lived one
+   * (60 days) before anything is stored, or the account would break within the hour.
+   */
+  longLived?(token: TokenResponse, config: Config, fetchFn: typeof fetch): Promise<TokenResponse>;
+  /** Usually one account; a Facebook login can bring several Pages, each its own account. */
+  identify(accessToken: string, token: TokenResponse, config: Config, fetchFn: typeof fetch, now: number): Promise<Identity | readonly Identity[]>;
 }
 
 async function getJson<T>(fetchFn: typeof fetch, url: string, accessToken: string, schema: z.ZodType<T>, init: RequestInit = {}): Promise<T> {
@@ -48,6 +58,36 @@ async function getJson<T>(fetchFn: typeof fetch, url: string, accessToken: strin
   if (!response.ok) throw new Error(`profile read answered ${response.status}`);
   return schema.parse(await response.json());
 }
+
+/** Meta's Graph reads take the token as a query parameter (its documented form). */
+async function getGraph<T>(fetchFn: typeof fetch, url: string, params: Record<string, string>, schema: z.ZodType<T>): Promise<T> {
+  const target = new URL(url);
+  for (const [key, value] of Object.entries(params)) target.searchParams.set(key, value);
+  const response = await fetchFn(target);
+  const body: unknown = await response.json().catch(() => null);
+  if (!response.ok) {
+    const error = (body as { error?: { message?: unknown } } | null)?.error;
+    throw new Error(typeof error?.message === 'string' ? error.message : `answered ${response.status}`);
+  }
+  return schema.parse(body);
+}
+
+const longLivedSchema = z.object({ access_token: z.string().min(1), token_type: z.string().optional(), expires_in: z.number().optional() });
+
+/** Instagram Login answers the code with `{data: [{access_token, user_id, permissions}]}` (older: the object itself). */
+function unwrapData(token: TokenResponse): TokenResponse {
+  const data = (token as { data?: unknown }).data;
+  return Array.isArray(data) && data[0] && typeof data[0] === 'object' ? (data[0] as TokenResponse) : token;
+}
+
+function grantedScope(token: TokenResponse): string | undefined {
+  if (token.scope !== undefined) return token.scope;
+  if (token.permissions === undefined) return undefined;
+  return typeof token.permissions === 'string' ? token.permissions : token.permissions.join(',');
+}
+
+const metaSecret = (c: Config, platform: PlatformId): string => c.platforms[platform].client?.clientSecret ?? '';
+const FB_VERSION = 'v23.0';
 
 const api = (config: Config, platform: PlatformId, key = 'api') => (config.platforms[platform].urls[key] ?? '').replace(/\/+$/, '');
 
@@ -126,12 +166,78 @@ export const OAUTH_PLATFORMS: Partial<Record<PlatformId, OAuthPlatform>> = {
       return { handle: body.username, remoteId: body.id ?? null, extra: { username: body.username } };
     },
   },
+  instagram: {
+    // Instagram Login (no Facebook Page needed); the Facebook Login variant is linked by hand for now.
+    id: 'instagram',
+    authorizeUrl: (c) => c.platforms.instagram.urls.authorize!,
+    tokenUrl: (c) => c.platforms.instagram.urls.token!,
+    scopes: ['instagram_business_basic', 'instagram_business_content_publish'],
+    scopeSeparator: ',',
+    pkce: false,
+    clientAuth: 'body',
+    longLived: async (short, c, fetchFn) => {
+      const token = unwrapData(short);
+      const long = await getGraph(fetchFn, `${api(c, 'instagram', 'instagramGraph')}/access_token`, { grant_type: 'ig_exchange_token', client_secret: metaSecret(c, 'instagram'), access_token: token.access_token }, longLivedSchema);
+      const scope = grantedScope(token);
+      return { ...long, ...(scope !== undefined ? { scope } : {}), ...(token.user_id !== undefined ? { user_id: token.user_id } : {}) };
+    },
+    identify: async (token, _response, c, fetchFn, now) => {
+      const me = await getGraph(fetchFn, `${api(c, 'instagram', 'instagramGraph')}/${FB_VERSION}/me`, { fields: 'user_id,username', access_token: token }, z.object({ user_id: z.union([z.string(), z.number()]).transform(String), username: z.string() }));
+      return { handle: me.username, remoteId: me.user_id, extra: { loginType: 'instagram', userId: me.user_id, username: me.username, issuedAt: new Date(now).toISOString() } };
+    },
+  },
+  threads: {
+    id: 'threads',
+    authorizeUrl: (c) => c.platforms.threads.urls.authorize!,
+    tokenUrl: (c) => `${api(c, 'threads')}/oauth/access_token`,
+    scopes: ['threads_basic', 'threads_content_publish'],
+    scopeSeparator: ',',
+    pkce: false,
+    clientAuth: 'body',
+    longLived: async (short, c, fetchFn) => {
+      const long = await getGraph(fetchFn, `${api(c, 'threads')}/access_token`, { grant_type: 'th_exchange_token', client_secret: metaSecret(c, 'threads'), access_token: short.access_token }, longLivedSchema);
+      return { ...long, ...(short.scope !== undefined ? { scope: short.scope } : {}) };
+    },
+    identify: async (token, _response, c, fetchFn, now) => {
+      const me = await getGraph(fetchFn, `${api(c, 'threads')}/v1.0/me`, { fields: 'id,username', access_token: token }, z.object({ id: z.union([z.string(), z.number()]).transform(String), username: z.string() }));
+      return { handle: me.username, remoteId: me.id, extra: { userId: me.id, username: me.username, issuedAt: new Date(now).toISOString() } };
+    },
+  },
+  facebook: {
+    id: 'facebook',
+    authorizeUrl: (c) => c.platforms.facebook.urls.authorize!,
+    tokenUrl: (c) => `${api(c, 'facebook', 'graph')}/${FB_VERSION}/oauth/access_token`,
+    scopes: ['pages_show_list', 'pages_read_engagement', 'pages_manage_posts'],
+    scopeSeparator: ',',
+    pkce: false,
+    clientAuth: 'body',
+    longLived: async (short, c, fetchFn) => {
+      const client = c.platforms.facebook.client;
+      const long = await getGraph(fetchFn, `${api(c, 'facebook', 'graph')}/${FB_VERSION}/oauth/access_token`, { grant_type: 'fb_exchange_token', client_id: client?.clientId ?? '', client_secret: client?.clientSecret ?? '', fb_exchange_token: short.access_token }, longLivedSchema);
+      return { ...long, ...(short.scope !== undefined ? { scope: short.scope } : {}) };
+    },
+    // Page tokens derived from a long-lived user token do not expire; every Page the login manages
+    // becomes an account, so `to facebook:<page name>` picks one.
+    identify: async (token, response, c, fetchFn, now) => {
+      const pages = await getGraph(fetchFn, `${api(c, 'facebook', 'graph')}/${FB_VERSION}/me/accounts`, { fields: 'id,name,access_token', access_token: token }, z.object({ data: z.array(z.object({ id: z.string(), name: z.string(), access_token: z.string().optional() })) }));
+      const usable = pages.data.filter((page) => page.access_token);
+      if (usable.length === 0) throw new LinkProblem('facebookNoPage');
+      const userTokenExpiresAt = response.expires_in ? { userTokenExpiresAt: new Date(now + response.expires_in * 1000).toISOString() } : {};
+      return usable.map((page) => ({
+        handle: page.name,
+        remoteId: page.id,
+        extra: { userAccessToken: token, ...userTokenExpiresAt, pageId: page.id, pageAccessToken: page.access_token!, pageName: page.name },
+      }));
+    },
+  },
 };
 
 /** A linking failure with a known cause; the key names its MESSAGES entry. */
+export type LinkProblemKey = 'youtubeNoChannel' | 'facebookNoPage';
+
 export class LinkProblem extends Error {
-  readonly key: 'youtubeNoChannel';
-  constructor(key: 'youtubeNoChannel') {
+  readonly key: LinkProblemKey;
+  constructor(key: LinkProblemKey) {
     super(key);
     this.key = key;
   }
@@ -157,7 +263,8 @@ export function oauthClient(platform: OAuthPlatform, config: Config): Authorizat
 }
 
 /** Scopes the platform did not grant, by name (the token response says what was granted). */
-export function missingScopes(platform: OAuthPlatform, granted: string | undefined): string[] {
+export function missingScopes(platform: OAuthPlatform, token: TokenResponse): string[] {
+  const granted = grantedScope(token);
   if (granted === undefined) return [];
   const have = new Set(granted.split(/[\s,]+/).filter(Boolean));
   return platform.scopes.filter((scope) => !have.has(scope));

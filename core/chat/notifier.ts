@@ -197,12 +197,14 @@ export class ChatNotifier {
   }
 }
 
-/** "Linked TikTok @handle" in the chat that asked for the link. */
-export function linkAnnouncer(outboxes: Outboxes): (linked: { account: { platform: keyof typeof PLATFORM_SPECS; handle: string }; chat: string | null }) => Promise<void> {
+type LinkedAccount = { platform: keyof typeof PLATFORM_SPECS; handle: string };
+
+/** "Linked TikTok @handle" in the chat that asked for the link (each Page of a Facebook login). */
+export function linkAnnouncer(outboxes: Outboxes): (linked: { account: LinkedAccount; also?: readonly LinkedAccount[]; chat: string | null }) => Promise<void> {
   return async (linked) => {
     const address = parseChatAddress(linked.chat);
     const outbox = address ? outboxes[address.chat] : undefined;
     if (!address || !outbox) return;
-    await outbox.send(address.chatId, { text: MESSAGES.linked(PLATFORM_SPECS[linked.account.platform].label, linked.account.handle) });
+    for (const account of [linked.account, ...(linked.also ?? [])]) await outbox.send(address.chatId, { text: MESSAGES.linked(PLATFORM_SPECS[account.platform].label, account.handle) });
   };
 }

@@ -13,9 +13,13 @@ import { readCredentials } from '../../core/accounts.ts';
 import { linkAnnouncer, ChatNotifier } from '../../core/chat/notifier.ts';
 import { configuredOutboxes } from '../../core/chat/outboxes.ts';
 import { MESSAGES } from '../../core/errors.ts';
+import { planIntake } from '../../core/intake.ts';
 import { createLinkRequest } from '../../core/linking.ts';
 import { ensureWorkspace } from '../../core/workspaces.ts';
+import { facebookCredentialsSchema } from '../../worker/platforms/facebook.ts';
+import { instagramCredentialsSchema } from '../../worker/platforms/instagram.ts';
 import { linkedinCredentialsSchema } from '../../worker/platforms/linkedin.ts';
+import { threadsCredentialsSchema } from '../../worker/platforms/threads.ts';
 import { pinterestCredentialsSchema } from '../../worker/platforms/pinterest.ts';
 import { tiktokCredentialsSchema } from '../../worker/platforms/tiktok.ts';
 import { xCredentialsSchema } from '../../worker/platforms/x.ts';
@@ -70,7 +74,14 @@ before(async () => {
     X_API_URL: oauth.base('x'), X_AUTHORIZE_URL: `${oauth.base('x')}/authorize`,
     LINKEDIN_API_URL: oauth.base('linkedin'), LINKEDIN_AUTHORIZE_URL: `${oauth.base('linkedin')}/authorize`, LINKEDIN_TOKEN_URL: `${oauth.base('linkedin')}/oauth/v2/accessToken`,
     PINTEREST_API_URL: oauth.base('pinterest'), PINTEREST_AUTHORIZE_URL: `${oauth.base('pinterest')}/authorize`,
+    // Instagram and Facebook share the Meta app; Threads has its own.
+    META_APP_ID: 'meta-app', META_APP_SECRET: 'meta-secret', THREADS_APP_ID: 'threads-app', THREADS_APP_SECRET: 'threads-secret',
+    INSTAGRAM_GRAPH_URL: oauth.base('instagram'), INSTAGRAM_AUTHORIZE_URL: `${oauth.base('instagram')}/authorize`, INSTAGRAM_TOKEN_URL: `${oauth.base('instagram')}/oauth/access_token`,
+    FACEBOOK_GRAPH_URL: oauth.base('facebook'), FACEBOOK_AUTHORIZE_URL: `${oauth.base('facebook')}/authorize`,
+    THREADS_API_URL: oauth.base('threads'), THREADS_AUTHORIZE_URL: `${oauth.base('threads')}/authorize`,
   });
+  for (const platform of ['instagram', 'facebook'] as const) oauth.register(platform, { id: 'meta-app', secret: 'meta-secret', redirectUri: `${base}/oauth/${platform}/callback` });
+  oauth.register('threads', { id: 'threads-app', secret: 'threads-secret', redirectUri: `${base}/oauth/threads/callback` });
   ctx = await testContext({ env });
   const outboxes = configuredOutboxes(ctx.config);
   http = await startHttp(ctx, { announce: linkAnnouncer(outboxes) });
@@ -129,6 +140,59 @@ test('every other OAuth platform links, and its stored credentials are what its 
     const parsed = SCHEMAS[platform].safeParse(await readCredentials(ctx.pool, ctx.secrets, rows[0]!.id));
     assert.ok(parsed.success, `${platform}: ${JSON.stringify(parsed.error?.issues)}`);
   }
+});
+
+test('Instagram, Threads and Facebook trade the short-lived token for a long-lived one; a Facebook login links each Page', async () => {
+  const workspaceId = `telegram:${group.id}`;
+  const isLongLived = (token: string) => oauth.accessTokens.get(token)?.kind === 'long';
+  const days = (iso: string | undefined) => (Date.parse(iso ?? '') - Date.now()) / 86_400_000;
+
+  for (const platform of ['instagram', 'threads'] as const) {
+    const { url } = await createLinkRequest(ctx, { workspaceId, memberId: String(admin.id), platform, chat: null });
+    const { status, text, consent } = await followLink(url);
+    assert.equal(status, 200, `${platform}: ${text}`);
+    assert.match(text, new RegExp(`Linked ${platform === 'instagram' ? 'Instagram' : 'Threads'} @creator`));
+    assert.equal(new URL(consent).searchParams.get('scope'), platform === 'instagram' ? 'instagram_business_basic,instagram_business_content_publish' : 'threads_basic,threads_content_publish');
+    const { rows } = await ctx.pool.query<{ id: string; remote_id: string }>(`SELECT id, remote_id FROM accounts WHERE platform = $1 AND workspace_id = $2`, [platform, workspaceId]);
+    assert.equal(rows.length, 1);
+    const schema = platform === 'instagram' ? instagramCredentialsSchema : threadsCredentialsSchema;
+    const credentials = schema.parse(await readCredentials(ctx.pool, ctx.secrets, rows[0]!.id));
+    assert.ok(isLongLived(credentials.accessToken), `${platform}: the stored token is the long-lived one`);
+    assert.ok(days(credentials.expiresAt) > 59 && days(credentials.expiresAt) <= 60, `${platform}: expires in 60 days`);
+    assert.ok(credentials.issuedAt, `${platform}: the issue time is kept (refresh needs the token to be a day old)`);
+    assert.equal(credentials.userId, rows[0]!.remote_id);
+  }
+  const instagram = instagramCredentialsSchema.parse(await readCredentials(ctx.pool, ctx.secrets, (await ctx.pool.query<{ id: string }>(`SELECT id FROM accounts WHERE platform = 'instagram'`)).rows[0]!.id));
+  assert.equal(instagram.loginType, 'instagram');
+  assert.equal(instagram.scope, 'instagram_business_basic,instagram_business_content_publish');
+
+  const { url } = await createLinkRequest(ctx, { workspaceId, memberId: String(admin.id), platform: 'facebook', chat: workspaceId });
+  const { status, text } = await followLink(url);
+  assert.equal(status, 200, text);
+  assert.match(text, /Linked Facebook @Casey Cooks/);
+  assert.match(text, /Linked Facebook @Casey Travels/);
+  await sim.waitForBotMessage(group, (m) => m.text === 'Linked Facebook @Casey Travels.', 10_000);
+  const { rows: pages } = await ctx.pool.query<{ id: string; handle: string; remote_id: string }>(`SELECT id, handle, remote_id FROM accounts WHERE platform = 'facebook' ORDER BY handle`);
+  assert.deepEqual(pages.map((p) => p.handle), ['Casey Cooks', 'Casey Travels']);
+  for (const page of pages) {
+    const credentials = facebookCredentialsSchema.parse(await readCredentials(ctx.pool, ctx.secrets, page.id));
+    assert.equal(credentials.pageId, page.remote_id);
+    assert.ok(isLongLived(credentials.userAccessToken), 'Page tokens come from the long-lived user token');
+    assert.match(credentials.pageAccessToken ?? '', new RegExp(`^pt-${page.remote_id}-`));
+  }
+
+  // A Page is named, not handled: `to facebook:caseytravels` finds "Casey Travels".
+  const plan = await planIntake(ctx, { workspaceId, authorId: 'm', caption: 'hi', targets: [{ platform: 'facebook', handle: 'caseytravels' }] });
+  assert.deepEqual(plan.chosen.map((c) => c.account.handle), ['Casey Travels']);
+
+  // A failed Meta code exchange: Graph's error message in plain words.
+  const tampered = await createLinkRequest(ctx, { workspaceId, memberId: 'm', platform: 'threads', chat: null });
+  const tamperedConsent = (await fetch(tampered.url, { redirect: 'manual' })).headers.get('location')!;
+  const tamperedCallback = new URL((await fetch(tamperedConsent, { redirect: 'manual' })).headers.get('location')!);
+  tamperedCallback.searchParams.set('code', 'not-the-code');
+  const exchange = await fetch(tamperedCallback);
+  assert.equal(exchange.status, 400);
+  assert.match(await exchange.text(), /Threads refused to finish the sign-in: This authorization code has expired or has been used/);
 });
 
 test('forged, replayed, expired and cross-platform state; failed exchange; missing scope; denied consent', async () => {

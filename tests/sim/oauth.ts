@@ -11,12 +11,25 @@
  * - codes that work once, within 10 minutes, for the redirect_uri they were issued to;
  * - rotating refresh tokens (each works once); revoked tokens are refused by the profile read.
  * Routes are prefixed by platform: `/<platform>/authorize`, and the API paths under `/<platform>`.
+ *
+ * Meta's flavour (Instagram Login, Facebook Login, Threads) differs: the code buys a short-lived
+ * token, which must be traded (GET, client secret in the query: ig_exchange_token,
+ * fb_exchange_token, th_exchange_token) for a long-lived one; errors are Graph's
+ * `{error: {message, type, code}}`; reads take `access_token` as a query parameter. The profile
+ * reads here answer only long-lived tokens, so a product that stored the short one fails its test.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export type OAuthSimPlatform = 'tiktok' | 'youtube' | 'x' | 'linkedin' | 'pinterest';
+export type MetaSimPlatform = 'instagram' | 'facebook' | 'threads';
+
+const META: Record<MetaSimPlatform, { tokenPath: string; exchangePath: string; grant: string; profilePath: string; scopeSeparator: string }> = {
+  instagram: { tokenPath: '/oauth/access_token', exchangePath: '/access_token', grant: 'ig_exchange_token', profilePath: '/v23.0/me', scopeSeparator: ',' },
+  facebook: { tokenPath: '/v23.0/oauth/access_token', exchangePath: '/v23.0/oauth/access_token', grant: 'fb_exchange_token', profilePath: '/v23.0/me/accounts', scopeSeparator: ',' },
+  threads: { tokenPath: '/oauth/access_token', exchangePath: '/access_token', grant: 'th_exchange_token', profilePath: '/v1.0/me', scopeSeparator: ',' },
+};
 
 interface Style {
   tokenPath: string;
@@ -58,11 +71,17 @@ export interface OAuthSimOptions {
 
 export class OAuthSim {
   url = '';
-  readonly clients = new Map<OAuthSimPlatform, OAuthSimClient>();
+  readonly clients = new Map<OAuthSimPlatform | MetaSimPlatform, OAuthSimClient>();
   /** What the next consent grants instead of what was asked (to test missing scopes), or 'deny'. */
-  readonly consent = new Map<OAuthSimPlatform, { grant?: string[]; deny?: boolean }>();
+  readonly consent = new Map<OAuthSimPlatform | MetaSimPlatform, { grant?: string[]; deny?: boolean }>();
   readonly codes = new Map<string, Code>();
-  readonly accessTokens = new Map<string, { platform: OAuthSimPlatform; revoked: boolean }>();
+  readonly metaCodes = new Map<string, { platform: MetaSimPlatform; redirectUri: string; scope: string; issuedAt: number; used: boolean }>();
+  readonly accessTokens = new Map<string, { platform: OAuthSimPlatform | MetaSimPlatform; revoked: boolean; kind?: 'short' | 'long' }>();
+  /** The Pages a Facebook login manages (Page tokens are issued per Page). */
+  readonly pages = [
+    { id: '101000000000001', name: 'Casey Cooks' },
+    { id: '101000000000002', name: 'Casey Travels' },
+  ];
   readonly refreshTokens = new Map<string, { platform: OAuthSimPlatform; used: boolean; scope: string }>();
   readonly log: Array<{ platform: string; path: string; status: number; params: Record<string, string> }> = [];
   readonly user: { id: string; username: string; name: string };
@@ -85,12 +104,12 @@ export class OAuthSim {
     await new Promise((resolve) => this.#server?.close(resolve));
   }
 
-  register(platform: OAuthSimPlatform, client: OAuthSimClient): void {
+  register(platform: OAuthSimPlatform | MetaSimPlatform, client: OAuthSimClient): void {
     this.clients.set(platform, client);
   }
 
   /** Base URLs for a platform: what the product's config points at. */
-  base(platform: OAuthSimPlatform): string {
+  base(platform: OAuthSimPlatform | MetaSimPlatform): string {
     return `${this.url}/${platform}`;
   }
 
@@ -107,6 +126,8 @@ export class OAuthSim {
 
   async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const url = new URL(request.url ?? '/', this.url);
+    const meta = /^\/(instagram|facebook|threads)(\/.*)$/.exec(url.pathname);
+    if (meta) return this.#meta(request, response, url, meta[1] as MetaSimPlatform, meta[2]!);
     const match = /^\/(tiktok|youtube|x|linkedin|pinterest)(\/.*)$/.exec(url.pathname);
     if (!match) return this.#json(response, 404, { error: 'not_found' });
     const platform = match[1] as OAuthSimPlatform;
@@ -193,6 +214,90 @@ export class OAuthSim {
       return this.#json(response, 200, bodies[platform]);
     }
     return this.#json(response, 404, { error: 'not_found' });
+  }
+
+  #graphError(response: ServerResponse, status: number, message: string, code: number): void {
+    this.#json(response, status, { error: { message, type: 'OAuthException', code, fbtrace_id: randomBytes(6).toString('hex') } });
+  }
+
+  #token(platform: MetaSimPlatform, kind: 'short' | 'long'): string {
+    const token = `${kind === 'short' ? 'st' : 'lt'}-${platform}-${randomBytes(12).toString('hex')}`;
+    this.accessTokens.set(token, { platform, revoked: false, kind });
+    return token;
+  }
+
+  async #meta(request: IncomingMessage, response: ServerResponse, url: URL, platform: MetaSimPlatform, path: string): Promise<void> {
+    const style = META[platform];
+    const client = this.clients.get(platform);
+    const params = Object.fromEntries(url.searchParams);
+    const record = (status: number, logged: Record<string, string>) => this.log.push({ platform, path, status, params: logged });
+
+    if (request.method === 'GET' && path === '/authorize') {
+      record(0, params);
+      if (!client || params.client_id !== client.id) return this.#graphError(response, 400, 'Invalid App ID', 101);
+      if (params.redirect_uri !== client.redirectUri) return this.#graphError(response, 400, "URL blocked: redirect_uri is not whitelisted", 191);
+      if (params.response_type !== 'code' || !params.scope || !params.state) return this.#graphError(response, 400, 'Invalid request', 100);
+      const back = new URL(client.redirectUri);
+      back.searchParams.set('state', params.state);
+      const consent = this.consent.get(platform);
+      if (consent?.deny) {
+        back.searchParams.set('error', 'access_denied');
+      } else {
+        const code = randomBytes(16).toString('hex');
+        this.metaCodes.set(code, { platform, redirectUri: params.redirect_uri, scope: (consent?.grant ?? params.scope.split(style.scopeSeparator)).join(','), issuedAt: Date.now(), used: false });
+        back.searchParams.set('code', code);
+      }
+      // Meta appends a `#_` fragment to the redirect (never sent back by the browser).
+      response.writeHead(302, { location: `${back.toString()}#_` }).end();
+      return;
+    }
+
+    if (request.method === 'POST' && path === style.tokenPath) {
+      const form = await this.#form(request);
+      if (!client || form.client_id !== client.id || form.client_secret !== client.secret) {
+        record(400, { grant_type: form.grant_type ?? '' });
+        return this.#graphError(response, 400, 'Error validating client secret.', 1);
+      }
+      const code = this.metaCodes.get(form.code ?? '');
+      if (form.grant_type !== 'authorization_code' || !code || code.platform !== platform || code.used || Date.now() - code.issuedAt > 600_000 || form.redirect_uri !== code.redirectUri) {
+        record(400, { grant_type: form.grant_type ?? '' });
+        return this.#graphError(response, 400, 'This authorization code has expired or has been used.', 100);
+      }
+      code.used = true;
+      record(200, { grant_type: 'authorization_code' });
+      const short = this.#token(platform, 'short');
+      if (platform === 'instagram') return this.#json(response, 200, { data: [{ access_token: short, user_id: `1784${this.user.id}`, permissions: code.scope }] });
+      if (platform === 'threads') return this.#json(response, 200, { access_token: short, user_id: `2${this.user.id}` });
+      return this.#json(response, 200, { access_token: short, token_type: 'bearer', expires_in: 3600 });
+    }
+
+    if (request.method === 'GET' && path === style.exchangePath && params.grant_type === style.grant) {
+      const presented = platform === 'facebook' ? params.fb_exchange_token : params.access_token;
+      const token = this.accessTokens.get(presented ?? '');
+      if (!client || params.client_secret !== client.secret || (platform === 'facebook' && params.client_id !== client.id)) {
+        record(400, { grant_type: style.grant });
+        return this.#graphError(response, 400, 'Error validating client secret.', 1);
+      }
+      if (!token || token.platform !== platform || token.revoked || token.kind !== 'short') {
+        record(400, { grant_type: style.grant });
+        return this.#graphError(response, 400, 'Invalid OAuth access token.', 190);
+      }
+      record(200, { grant_type: style.grant });
+      return this.#json(response, 200, { access_token: this.#token(platform, 'long'), token_type: 'bearer', expires_in: 5_184_000 });
+    }
+
+    if (request.method === 'GET' && path === style.profilePath) {
+      const token = this.accessTokens.get(params.access_token ?? '');
+      if (!token || token.platform !== platform || token.revoked) return this.#graphError(response, 400, 'Invalid OAuth access token.', 190);
+      if (token.kind !== 'long') return this.#graphError(response, 400, 'Error validating access token: Session has expired.', 190);
+      record(200, { fields: params.fields ?? '' });
+      const u = this.user;
+      if (platform === 'instagram') return this.#json(response, 200, { user_id: `1784${u.id}`, username: u.username, id: `9${u.id}` });
+      if (platform === 'threads') return this.#json(response, 200, { id: `2${u.id}`, username: u.username });
+      return this.#json(response, 200, { data: this.pages.map((page) => ({ ...page, access_token: `pt-${page.id}-${randomBytes(8).toString('hex')}`, category: 'Creator', tasks: ['CREATE_CONTENT', 'MODERATE'] })) });
+    }
+    record(404, {});
+    return this.#graphError(response, 404, `Unknown path components: ${path}`, 2500);
   }
 
   #issue(platform: OAuthSimPlatform, scope: string): Record<string, unknown> {
