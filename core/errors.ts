@@ -9,6 +9,8 @@ export const MESSAGES = {
   fileEmpty: (name: string) => `${name} is empty (0 bytes). Send the video file itself.`,
   notAVideo: (name: string) => `${name} is not a video Reelay can read. Send an MP4, MOV, WebM or MKV file.`,
   noVideoStream: (name: string) => `${name} has no video track (audio only?). Send a video.`,
+  pictureTooSmall: (name: string, width: number, height: number, min: number) =>
+    `${name} is only ${width}x${height} pixels; Reelay needs at least ${min} pixels on each side. Send the original video.`,
   corruptVideo: (name: string) => `${name} looks damaged or incomplete (ffprobe could not read it). Re-export or re-send the file.`,
   videoTooLong: (label: string, seconds: number, max: number) =>
     // Rounded up, so a video just over the limit never reads as equal to it.
@@ -34,6 +36,8 @@ export const MESSAGES = {
   timeUnparsed: (text: string) =>
     `I could not read "${text}" as a time. Try "tomorrow 6pm", "fri 9:30", "in 2 hours" or "2026-12-01 18:00".`,
   timeEmpty: () => 'Say when: for example "tomorrow 6pm" or "in 2 hours".',
+  timeNoSuchDate: (text: string, month: string, days: number) => `"${text}" is not a date: ${month} has ${days} days. Check the day and send it again.`,
+  timeTooFar: (when: string, years: number) => `${when} is more than ${years} years away; Reelay schedules at most ${years} years ahead. Check the year.`,
   timePast: (when: string, suggestion: string) => `${when} is in the past. Did you mean ${suggestion}?`,
   timeNonexistent: (when: string, tz: string, suggestion: string) =>
     `${when} does not exist in ${tz} (the clocks jump forward then). The nearest valid time is ${suggestion}.`,
@@ -388,6 +392,8 @@ export function formatDuration(seconds: number): string {
   const total = Math.round(seconds);
   const m = Math.floor(total / 60);
   const s = total % 60;
+  // "10:00:00", not "600:00", for a recording left running.
+  if (m >= 60) return `${Math.floor(m / 60)}:${String(m % 60).padStart(2, '0')}:${String(s).padStart(2, '0')}`;
   return m > 0 ? `${m}:${String(s).padStart(2, '0')}` : `${seconds < 10 ? seconds.toFixed(1) : total} s`;
 }
 

@@ -18,6 +18,11 @@ export interface VideoStreamInfo {
   displayWidth: number;
   displayHeight: number;
   fps: number | null;
+  /**
+   * The container's base rate (r_frame_rate). Far from `fps` (the average) the frames are not
+   * evenly spaced: a variable frame rate, as phones record in low light.
+   */
+  baseFps?: number | null;
   /** Clockwise degrees in [0, 360) from the display matrix (or the legacy rotate tag). */
   rotation: number;
   /** Sample (pixel) aspect ratio; 1 when square or unknown. */
@@ -232,6 +237,7 @@ function videoInfo(stream: RawStream): VideoStreamInfo {
     displayWidth: quarterTurn ? height : squareWidth,
     displayHeight: quarterTurn ? squareWidth : height,
     fps: parseRate(stream.avg_frame_rate) ?? parseRate(stream.r_frame_rate),
+    baseFps: parseRate(stream.r_frame_rate),
     rotation,
     sampleAspectRatio,
     frames: stream.nb_frames,

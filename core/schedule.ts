@@ -11,7 +11,7 @@
 import * as chrono from 'chrono-node';
 import { MESSAGES } from './errors.ts';
 
-export type WhenFailureReason = 'empty' | 'unparsed' | 'past' | 'nonexistent' | 'ambiguous' | 'timezone';
+export type WhenFailureReason = 'empty' | 'unparsed' | 'past' | 'nonexistent' | 'ambiguous' | 'timezone' | 'too_far';
 
 export type WhenResult =
   | { ok: true; at: Date; timeZone: string; display: string }
@@ -25,6 +25,8 @@ export interface WhenOptions {
 
 /** A time a few seconds old when it arrives (typed "now", slow chat delivery) still counts. */
 const PAST_GRACE_MS = 60_000;
+/** Further ahead than this is a typo in the year (2062 for 2026), not a plan. */
+export const MAX_AHEAD_YEARS = 10;
 const DAY_MS = 86_400_000;
 
 interface WallTime {
@@ -66,13 +68,17 @@ export function parseWhen(text: string, options: WhenOptions): WhenResult {
 
   const iso = readIso(input);
   const reading = iso === undefined ? readNatural(input, timeZone, now) : iso;
-  if (!reading) return { ok: false, reason: 'unparsed', message: MESSAGES.timeUnparsed(input) };
+  if (!reading) {
+    const impossible = impossibleDate(input, now.getUTCFullYear());
+    if (impossible) return { ok: false, reason: 'unparsed', message: MESSAGES.timeNoSuchDate(input, impossible.month, impossible.days) };
+    return { ok: false, reason: 'unparsed', message: MESSAGES.timeUnparsed(input) };
+  }
 
   const earliest = now.getTime() - PAST_GRACE_MS;
 
   if (reading.kind === 'instant') {
     if (reading.at.getTime() < earliest) return past(formatInZone(reading.at, timeZone), wallAt(reading.at.getTime(), timeZone), timeZone, now);
-    return success(reading.at, timeZone);
+    return success(reading.at, timeZone, now);
   }
 
   const { wall } = reading;
@@ -98,11 +104,15 @@ export function parseWhen(text: string, options: WhenOptions): WhenResult {
       message: MESSAGES.timeAmbiguous(formatWall(wall), timeZone, describeChoice(first, timeZone), describeChoice(second, timeZone)),
     };
   }
-  return success(first, timeZone);
+  return success(first, timeZone, now);
 }
 
-function success(at: Date, timeZone: string): WhenResult {
-  return { ok: true, at, timeZone, display: formatInZone(at, timeZone) };
+function success(at: Date, timeZone: string, now: Date): WhenResult {
+  const display = formatInZone(at, timeZone);
+  const latest = new Date(now);
+  latest.setUTCFullYear(latest.getUTCFullYear() + MAX_AHEAD_YEARS);
+  if (at > latest) return { ok: false, reason: 'too_far', message: MESSAGES.timeTooFar(display, MAX_AHEAD_YEARS) };
+  return { ok: true, at, timeZone, display };
 }
 
 function past(when: string, wall: WallTime, timeZone: string, now: Date): WhenResult {
@@ -150,6 +160,31 @@ function readIso(input: string): Reading | null | undefined {
   const offsetMinutes = parseOffsetMinutes(offset);
   if (offsetMinutes === null) return null;
   return { kind: 'instant', at: new Date(wallToUtcMs(wall) - offsetMinutes * 60_000) };
+}
+
+const MONTH_NAMES = ['january', 'february', 'march', 'april', 'may', 'june', 'july', 'august', 'september', 'october', 'november', 'december'] as const;
+
+/**
+ * "2027-02-31" or "31 feb": a day the month does not have. Said as such, because "could not read"
+ * sends the person looking for a typo in the format instead of in the calendar.
+ */
+function impossibleDate(input: string, thisYear: number): { month: string; days: number } | null {
+  const text = input.toLowerCase();
+  let found: { year: number; month: number; day: number } | null = null;
+  const iso = /\b(\d{4})-(\d{1,2})-(\d{1,2})\b/.exec(text);
+  if (iso) found = { year: Number(iso[1]), month: Number(iso[2]), day: Number(iso[3]) };
+  const names = MONTH_NAMES.map((m) => m.slice(0, 3)).join('|');
+  const dayFirst = new RegExp(`\\b(\\d{1,2})(?:st|nd|rd|th)?\\s+(${names})[a-z]*\\b`).exec(text);
+  const monthFirst = new RegExp(`\\b(${names})[a-z]*\\s+(\\d{1,2})(?:st|nd|rd|th)?\\b`).exec(text);
+  const year = /\b(\d{4})\b/.exec(text);
+  if (!found && dayFirst) found = { year: Number(year?.[1] ?? thisYear), month: MONTH_NAMES.findIndex((m) => m.startsWith(dayFirst[2]!)) + 1, day: Number(dayFirst[1]) };
+  if (!found && monthFirst) found = { year: Number(year?.[1] ?? thisYear), month: MONTH_NAMES.findIndex((m) => m.startsWith(monthFirst[1]!)) + 1, day: Number(monthFirst[2]) };
+  if (!found || found.month < 1 || found.month > 12 || found.day < 1 || found.day > 31) return null;
+  // Day 0 of the next month is the last day of this one.
+  const days = new Date(Date.UTC(found.year, found.month, 0)).getUTCDate();
+  if (found.day <= days) return null;
+  const name = MONTH_NAMES[found.month - 1]!;
+  return { month: name[0]!.toUpperCase() + name.slice(1), days };
 }
 
 function parseOffsetMinutes(offset: string): number | null {

@@ -34,6 +34,24 @@ const SIZE_TARGET_SHARE = 0.92;
 const MIN_VIDEO_BITRATE = 200_000;
 const VBV_SECONDS = 1;
 
+/**
+ * Below this a picture is not a video anyone means to post (and scaling it to an even size would
+ * leave nothing); 32 is also X's smallest accepted side.
+ */
+export const MIN_PICTURE_SIDE = 32;
+/** Relative gap between the average and the base frame rate beyond which frames are uneven. */
+const VFR_TOLERANCE = 0.02;
+
+/**
+ * True when frames are unevenly spaced. Platforms mis-time such files (audio drifts, TikTok and
+ * Instagram refuse some), so a rendition is always re-encoded at a constant rate.
+ */
+export function isVariableFrameRate(video: VideoStreamInfo): boolean {
+  const { fps, baseFps } = video;
+  if (fps == null || baseFps == null || !(baseFps > 0)) return false;
+  return Math.abs(fps - baseFps) / baseFps > VFR_TOLERANCE;
+}
+
 function isImageFormat(formatName: string): boolean {
   return IMAGE_FORMATS.has(formatName) || formatName.endsWith('_pipe');
 }
@@ -48,6 +66,9 @@ export function inputProblem(probe: ProbeResult, name: string): string | null {
   if (probe.durationSeconds === null || !(probe.durationSeconds > 0)) return MESSAGES.notAVideo(name);
   // ffprobe found the stream but could not decode its parameters: the data is not all there.
   if (video.width <= 0 || video.height <= 0 || video.codec === 'unknown') return MESSAGES.corruptVideo(name);
+  if (video.displayWidth < MIN_PICTURE_SIDE || video.displayHeight < MIN_PICTURE_SIDE) {
+    return MESSAGES.pictureTooSmall(name, video.displayWidth, video.displayHeight, MIN_PICTURE_SIDE);
+  }
   return null;
 }
 
@@ -100,7 +121,7 @@ export function isCompliant(probe: ProbeResult, profile: VideoProfile): boolean 
   if (video.displayWidth > profile.width || video.displayHeight > profile.height) return false;
   const aspect = aspectOf(video);
   if (aspect < profile.minAspect || aspect > profile.maxAspect) return false;
-  if (video.fps === null || video.fps > profile.maxFps + 0.01) return false;
+  if (video.fps === null || video.fps > profile.maxFps + 0.01 || isVariableFrameRate(video)) return false;
   if (probe.durationSeconds === null || durationWithin(probe.durationSeconds, profile) !== 'ok') return false;
   return probe.sizeBytes <= profile.maxBytes;
 }
@@ -122,11 +143,19 @@ export function remuxArgs(input: string, output: string): string[] {
   ];
 }
 
+function constantRate(video: VideoStreamInfo, profile: VideoProfile): number {
+  const base = video.baseFps ?? null;
+  const rate = base !== null && base <= profile.maxFps + 0.01 ? base : (video.fps ?? profile.maxFps);
+  return Math.min(profile.maxFps, Math.max(1, Number(rate.toFixed(3))));
+}
+
 function videoFilters(video: VideoStreamInfo, profile: VideoProfile): string {
   const { width: W, height: H } = profile;
   const filters: string[] = [];
-  // First, so that every later filter handles fewer frames.
-  if (video.fps !== null && video.fps > profile.maxFps + 0.01) filters.push(`fps=${profile.maxFps}`);
+  // First, so that every later filter handles fewer frames. Uneven frames are evened out at the
+  // base rate, the rate the camera meant, unless that is a time base (browser WebM says 1000).
+  if (isVariableFrameRate(video)) filters.push(`fps=${constantRate(video, profile)}`);
+  else if (video.fps !== null && video.fps > profile.maxFps + 0.01) filters.push(`fps=${profile.maxFps}`);
   // The scale filter keeps the pixel (not display) aspect, so square the pixels before fitting.
   if (Math.abs(video.sampleAspectRatio - 1) > 0.001) filters.push('scale=w=trunc(iw*sar/2)*2:h=ih', 'setsar=1');
   const aspect = aspectOf(video);

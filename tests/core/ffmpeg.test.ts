@@ -75,6 +75,7 @@ test('probe summarises a compliant MP4', async () => {
     displayWidth: 720,
     displayHeight: 1280,
     fps: 30,
+    baseFps: 30,
     rotation: 0,
     sampleAspectRatio: 1,
     frames: 60,

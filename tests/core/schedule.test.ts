@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { formatInZone, isValidTimeZone, parseWhen } from '../../core/schedule.ts';
+import { formatInZone, isValidTimeZone, MAX_AHEAD_YEARS, parseWhen } from '../../core/schedule.ts';
 import type { WhenResult } from '../../core/schedule.ts';
 import { MESSAGES } from '../../core/errors.ts';
 
@@ -177,11 +177,24 @@ test('a time within the last minute still counts', () => {
 });
 
 test('dates that do not exist are unparsed, not rolled over', () => {
-  for (const text of ['31 Feb 2027 10:00', '2027-02-31 10:00', '2027-02-29 10:00', '2026-12-01 24:30', 'tomorrow 25:00']) {
+  for (const text of ['2026-12-01 24:30', 'tomorrow 25:00']) {
     const result = failure(text, 'UTC', MONDAY);
     assert.equal(result.reason, 'unparsed', text);
     assert.equal(result.message, MESSAGES.timeUnparsed(text));
   }
+  // A day the month does not have is named as such, so the person fixes the day, not the format.
+  for (const [text, days] of [['31 Feb 2027 10:00', 28], ['2027-02-31 10:00', 28], ['2027-02-29 10:00', 28], ['2028-02-30 10:00', 29], ['apr 31 9am', 30]] as const) {
+    const result = failure(text, 'UTC', MONDAY);
+    assert.equal(result.reason, 'unparsed', text);
+    assert.equal(result.message, MESSAGES.timeNoSuchDate(text, text.includes('apr') ? 'April' : 'February', days));
+  }
+});
+
+test('a time more than MAX_AHEAD_YEARS ahead is refused as a likely typo in the year', () => {
+  const result = failure('3026-01-01 10:00', 'UTC', MONDAY);
+  assert.equal(result.reason, 'too_far');
+  assert.equal(result.message, MESSAGES.timeTooFar('Sun 1 Jan 3026, 10:00 UTC', MAX_AHEAD_YEARS));
+  assert.equal(at('2035-01-01 10:00', 'UTC', MONDAY).at.toISOString(), '2035-01-01T10:00:00.000Z');
 });
 
 test('empty text', () => {

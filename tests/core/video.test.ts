@@ -13,6 +13,8 @@ import {
   encodeArgs,
   inputProblem,
   isCompliant,
+  isVariableFrameRate,
+  MIN_PICTURE_SIDE,
   profileProblem,
   remuxArgs,
   renditionPlan,
@@ -161,6 +163,30 @@ test('inputProblem refuses a missing duration and undecodable stream parameters'
   const blank = { ...ok.video, width: 0, height: 0, displayWidth: 0, displayHeight: 0, frames: null };
   assert.equal(inputProblem({ ...ok, video: blank }, 'a.mp4'), MESSAGES.corruptVideo('a.mp4'));
   assert.equal(inputProblem({ ...ok, video: null, audio: null }, 'a.mp4'), MESSAGES.notAVideo('a.mp4'));
+});
+
+test('inputProblem refuses a picture too small to scale (a 1x1 video), before any conversion', () => {
+  const ok = probed('ok.mp4');
+  assert.ok(ok.video);
+  const sized = (w: number, h: number) => ({ ...ok, video: { ...ok.video!, width: w, height: h, displayWidth: w, displayHeight: h } });
+  assert.equal(inputProblem(sized(1, 1), 'dot.mp4'), MESSAGES.pictureTooSmall('dot.mp4', 1, 1, MIN_PICTURE_SIDE));
+  assert.equal(inputProblem(sized(640, MIN_PICTURE_SIDE - 1), 'strip.mp4'), MESSAGES.pictureTooSmall('strip.mp4', 640, MIN_PICTURE_SIDE - 1, MIN_PICTURE_SIDE));
+  assert.equal(inputProblem(sized(MIN_PICTURE_SIDE, MIN_PICTURE_SIDE), 'small.mp4'), null);
+});
+
+test('a variable frame rate is never remuxed: the encode evens it out at the base rate', () => {
+  const ok = probed('ok.mp4');
+  assert.ok(ok.video);
+  assert.equal(isVariableFrameRate(ok.video), false);
+  const uneven = { ...ok, video: { ...ok.video, fps: 11.38, baseFps: 30 } };
+  assert.equal(isVariableFrameRate(uneven.video), true);
+  assert.equal(isCompliant(uneven, WIDE), false);
+  assert.ok(encodeArgs('in.mp4', 'out.mp4', uneven, WIDE).some((a) => a.startsWith('fps=30,')), 'an fps filter at the base rate');
+  // A browser WebM's base "rate" is its 1000 Hz time base: the average is the better guess then.
+  const browser = { ...ok, video: { ...ok.video, fps: 29.5, baseFps: 1000 } };
+  assert.ok(encodeArgs('in.webm', 'out.mp4', browser, WIDE).some((a) => a.startsWith('fps=29.5,')));
+  // 29.97 against a 30000/1001 base is the same rate, not a variable one.
+  assert.equal(isVariableFrameRate({ ...ok.video, fps: 29.97, baseFps: 30000 / 1001 }), false);
 });
 
 test('describeProbeFailure: empty, not a video, damaged, missing', async () => {
