@@ -1,5 +1,8 @@
-/** `reelay accounts add|list`. */
+/** `reelay accounts add|list|link|remove`. */
 import { listAccounts, upsertAccount } from '../core/accounts.ts';
+import { createLinkRequest, unlinkAccount } from '../core/linking.ts';
+import { PLATFORM_IDS, PLATFORM_SPECS, type PlatformId } from '../core/platforms.ts';
+import { parseTargets } from '../core/targets.ts';
 import type { Context } from '../core/context.ts';
 import { MESSAGES, PublishError, UserError } from '../core/errors.ts';
 import { ensureWorkspace } from '../core/workspaces.ts';
@@ -47,5 +50,30 @@ export async function accountsList(ctx: Context, options: { workspace: string; j
   } else {
     io.out(accounts.map((a) => `${a.platform.padEnd(10)} @${a.handle.padEnd(30)} ${a.state}${a.last_error ? ` — ${a.last_error}` : ''}`).join('\n'));
   }
+  return 0;
+}
+
+function oneTarget(text: string): { platform: PlatformId; handle: string | null } {
+  const parsed = parseTargets(text.trim());
+  const target = parsed.ok && parsed.targets.length === 1 ? parsed.targets[0] : undefined;
+  if (!target) throw new UserError(MESSAGES.unknownPlatform(text, PLATFORM_IDS));
+  return target;
+}
+
+/** `reelay accounts link PLATFORM`: the same one-time link /link sends, for the browser. */
+export async function accountsLink(ctx: Context, platformName: string, options: { workspace: string }, io: CommandIo): Promise<number> {
+  const { platform } = oneTarget(platformName);
+  await ensureWorkspace(ctx.pool, options.workspace, ctx.config.defaults.timeZone);
+  const link = await createLinkRequest(ctx, { workspaceId: options.workspace, memberId: 'cli', platform, chat: null });
+  io.out(MESSAGES.linkPrivateText(PLATFORM_SPECS[platform].label, link.url, options.workspace));
+  io.out(MESSAGES.cliLinkOpen());
+  return 0;
+}
+
+/** `reelay accounts remove PLATFORM[:handle]`: unlinks as /unlink does (revoked where possible, history kept). */
+export async function accountsRemove(ctx: Context, targetText: string, options: { workspace: string }, io: CommandIo): Promise<number> {
+  const target = oneTarget(targetText);
+  const account = await unlinkAccount(ctx, options.workspace, target.platform, target.handle);
+  io.out(MESSAGES.unlinked(PLATFORM_SPECS[target.platform].label, account.handle));
   return 0;
 }

@@ -167,7 +167,7 @@ function checkSecretKey(config: Config): { row: DoctorRow; box: SecretBox | null
   const check = 'secret key';
   try {
     const key = resolveSecretKey(config.secrets.key, { embedded: !config.database.url, dataDir: config.database.dataDir });
-    const box = createSecretBox(key);
+    const box = createSecretBox(key, [...config.secrets.previous]);
     const source = config.secrets.key ? 'REELAY_SECRET_KEY' : `generated in ${config.database.dataDir}`;
     return { row: { check, status: 'ok', detail: `${source} (key id ${box.keyId})` }, box };
   } catch (error) {

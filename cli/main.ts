@@ -9,7 +9,7 @@ import { ConfigError, MESSAGES, UserError } from '../core/errors.ts';
 import { createLogger } from '../core/log.ts';
 import { migrate } from '../core/migrate.ts';
 import { isWorkspaceId } from '../core/workspaces.ts';
-import { accountsList, addBluesky } from './accounts.ts';
+import { accountsLink, accountsList, accountsRemove, addBluesky } from './accounts.ts';
 import { cleanupCommand } from './cleanup.ts';
 import { postCommand, postsCancel, postsList, postsRetry, postsShow, type CommandIo } from './posts.ts';
 
@@ -74,6 +74,18 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .addOption(workspaceOption())
     .option('--json', 'print JSON')
     .action((options: { workspace: string; json?: boolean }) => run(withContext(config(), 'warn', (ctx) => accountsList(ctx, options, io))));
+  accounts
+    .command('link')
+    .description('print a one-time link (10 minutes) that links an account through the platform\'s sign-in (needs PUBLIC_BASE_URL)')
+    .argument('<platform>', 'a platform with OAuth linking set up (client id and secret), or bluesky')
+    .addOption(workspaceOption())
+    .action((platform: string, options: { workspace: string }) => run(withContext(config(), 'warn', (ctx) => accountsLink(ctx, platform, options, io))));
+  accounts
+    .command('remove')
+    .description('unlink an account: its token is revoked where the platform offers that; its posts are kept')
+    .argument('<account>', 'platform or platform:handle')
+    .addOption(workspaceOption())
+    .action((target: string, options: { workspace: string }) => run(withContext(config(), 'warn', (ctx) => accountsRemove(ctx, target, options, io))));
 
   program
     .command('post')
@@ -180,6 +192,13 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .description('register the slash commands (with --guild: in that server at once; without: globally, which Discord may take up to an hour to show)')
     .option('--guild <id>', 'the server (guild) id')
     .action((options: { guild?: string }) => run(import('./discord.ts').then(({ discordRegister }) => discordRegister(config(), options, io))));
+  program
+    .command('keys')
+    .description('secret key management')
+    .command('rotate')
+    .description('re-encrypt every stored secret under REELAY_SECRET_KEY (the old key goes in REELAY_SECRET_KEY_PREVIOUS first)')
+    .option('--json', 'print JSON')
+    .action((options: { json?: boolean }) => run(withContext(config(), 'warn', (ctx) => import('./keys.ts').then(({ keysRotate }) => keysRotate(ctx, options, io)))));
   program
     .command('demo')
     .description('post a generated clip to a local Bluesky PDS through the real pipeline (no accounts needed)')

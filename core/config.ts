@@ -23,6 +23,17 @@ const base64Key = optionalString.pipe(
     .optional(),
 );
 
+// Retired keys stay readable until `reelay keys rotate` has re-sealed everything under the current one.
+const base64Keys = optionalString.pipe(
+  z
+    .string()
+    .refine(
+      (v) => v.split(',').every((k) => k.trim() !== '' && Buffer.from(k.trim(), 'base64').length === 32),
+      'must be comma-separated keys, each 32 bytes, base64-encoded',
+    )
+    .optional(),
+);
+
 const port = z.coerce.number().int().min(0).max(65535);
 
 /**
@@ -34,6 +45,9 @@ export const ENV_SCHEMA = z.object({
   REELAY_DATA_DIR: z.string().default('./.reelay').describe('Where the embedded Postgres and the generated secret key live.'),
   REELAY_SECRET_KEY: base64Key.describe(
     'Base64 of 32 random bytes; encrypts account tokens (AES-256-GCM). Generated into the data dir when unset and the database is embedded.',
+  ),
+  REELAY_SECRET_KEY_PREVIOUS: base64Keys.describe(
+    'Comma-separated retired secret keys (base64): values sealed under them stay readable until `reelay keys rotate` re-seals them under REELAY_SECRET_KEY.',
   ),
   REELAY_DEFAULT_TIMEZONE: z.string().default('UTC').describe('Timezone for new workspaces (IANA name).'),
   LOG_LEVEL: z
@@ -54,6 +68,12 @@ export const ENV_SCHEMA = z.object({
     .max(24 * 366)
     .default(24)
     .describe('Hours a post\'s video and renditions are kept after its last delivery finished (published, failed, cancelled or unconfirmed).'),
+  AT_RISK_HOURS: z.coerce
+    .number()
+    .min(0.25)
+    .max(24 * 7)
+    .default(2)
+    .describe('A post due within this many hours whose account needs re-linking is announced once, with a Re-link button.'),
   BLUESKY_SERVICE: url('https://bsky.social').describe('Default Bluesky PDS or entryway for new accounts.'),
   TIKTOK_API_URL: url('https://open.tiktokapis.com').describe('TikTok API base URL (a simulator in tests).'),
   TIKTOK_AUTHORIZE_URL: url('https://www.tiktok.com/v2/auth/authorize/').describe('TikTok OAuth consent page.'),
@@ -107,7 +127,7 @@ export type Env = z.infer<typeof ENV_SCHEMA>;
 
 export interface Config {
   readonly database: { readonly url: string | undefined; readonly dataDir: string };
-  readonly secrets: { readonly key: Buffer | undefined };
+  readonly secrets: { readonly key: Buffer | undefined; readonly previous: readonly Buffer[] };
   readonly defaults: { readonly timeZone: string };
   readonly log: { readonly level: string | undefined };
   readonly http: { readonly host: string; readonly port: number; readonly publicBaseUrl: string | undefined };
@@ -116,6 +136,8 @@ export interface Config {
   readonly backup: { readonly pgDumpPath: string; readonly pgRestorePath: string };
   /** How long a finished post keeps its media, in hours. */
   readonly retention: { readonly mediaHours: number };
+  /** How far ahead a post on an unhealthy account is announced (the at-risk check). */
+  readonly accounts: { readonly atRiskHours: number };
   /** Per platform: base URLs (adapters never hard-code hosts) and the app's OAuth client. */
   readonly platforms: Readonly<Record<PlatformId, { readonly urls: Readonly<Record<string, string>>; readonly client: OAuthClient | null }>>;
   readonly chat: {
@@ -150,7 +172,10 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   }
   return deepFreeze({
     database: { url: e.DATABASE_URL, dataDir: resolve(e.REELAY_DATA_DIR) },
-    secrets: { key: e.REELAY_SECRET_KEY ? Buffer.from(e.REELAY_SECRET_KEY, 'base64') : undefined },
+    secrets: {
+      key: e.REELAY_SECRET_KEY ? Buffer.from(e.REELAY_SECRET_KEY, 'base64') : undefined,
+      previous: e.REELAY_SECRET_KEY_PREVIOUS ? e.REELAY_SECRET_KEY_PREVIOUS.split(',').map((k) => Buffer.from(k.trim(), 'base64')) : [],
+    },
     defaults: { timeZone: e.REELAY_DEFAULT_TIMEZONE },
     log: { level: e.LOG_LEVEL },
     http: { host: e.HTTP_HOST, port: e.HTTP_PORT, publicBaseUrl: e.PUBLIC_BASE_URL },
@@ -158,6 +183,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     media: { ffmpegPath: e.FFMPEG_PATH, ffprobePath: e.FFPROBE_PATH },
     backup: { pgDumpPath: e.PG_DUMP_PATH, pgRestorePath: e.PG_RESTORE_PATH },
     retention: { mediaHours: e.MEDIA_RETENTION_HOURS },
+    accounts: { atRiskHours: e.AT_RISK_HOURS },
     platforms: {
       bluesky: { urls: { service: e.BLUESKY_SERVICE }, client: null },
       tiktok: { urls: { api: e.TIKTOK_API_URL, authorize: e.TIKTOK_AUTHORIZE_URL }, client: oauthClient(e.TIKTOK_CLIENT_KEY, e.TIKTOK_CLIENT_SECRET) },

@@ -51,7 +51,7 @@ export async function createContext(options: ContextOptions): Promise<Context> {
     closers.push(() => database.stop());
 
     const key = resolveSecretKey(config.secrets.key, { embedded: !config.database.url, dataDir: config.database.dataDir });
-    const secrets = createSecretBox(key);
+    const secrets = createSecretBox(key, [...config.secrets.previous]);
 
     await migrate(database.url, log);
     const pool = createPool(database.url, log);
@@ -66,7 +66,7 @@ export async function createContext(options: ContextOptions): Promise<Context> {
       pool,
       boss,
       secrets,
-      mediaLinks: createMediaLinkSigner(key, config.http.publicBaseUrl),
+      mediaLinks: createMediaLinkSigner(key, config.http.publicBaseUrl, config.secrets.previous),
       databaseUrl: database.url,
       now: clock ? () => clock.now() : () => Date.now(),
       // undici's fetch streams request bodies; Node's built-in one keeps a streamed body in memory

@@ -13,6 +13,8 @@ const VERSION = 1;
 
 export interface SecretBox {
   readonly keyId: string;
+  /** Ids of the retired keys this box can still open. */
+  readonly previousKeyIds: readonly string[];
   seal(value: unknown): Buffer;
   open(envelope: Buffer): unknown;
   /** The id of the key an envelope was sealed with (for rotation). */
@@ -37,6 +39,7 @@ export function createSecretBox(current: Buffer, previous: Buffer[] = []): Secre
 
   return {
     keyId: currentId,
+    previousKeyIds: previous.map(keyId).filter((kid) => kid !== currentId),
     seal(value) {
       const nonce = randomBytes(12);
       const cipher = createCipheriv('aes-256-gcm', current, nonce);

@@ -144,6 +144,7 @@ export const MESSAGES = {
   linkSent: (label: string) => `I sent you a private message with a one-time link to connect ${label} (valid 10 minutes).`,
   linkStartPrivate: (bot: string) => `I cannot message you privately yet: open a chat with ${bot}, press Start, then send /link again here.`,
   linkPrivateText: (label: string, url: string, workspace: string) => `Connect ${label} to ${workspace}: ${url}\nThe link works once, for 10 minutes.`,
+  cliLinkOpen: () => 'Open it in a browser. Reelay\'s HTTP server (reelay start or reelay bot) must be running at PUBLIC_BASE_URL to finish the sign-in.',
   linkExpired: () => 'This link has expired or was already used. Send /link again in the chat for a new one.',
   linkStateInvalid: () => 'This sign-in answer is not one Reelay asked for (expired, used already, or forged). Send /link again in the chat.',
   linkDenied: (label: string, reason: string) => `${label} did not grant access (${reason}). Send /link again to retry.`,
@@ -159,6 +160,8 @@ export const MESSAGES = {
     `waiting: the ${label} account @${handle} needs re-linking (/link ${label.toLowerCase()}). It will be posted once it is, or fail after ${hours} h.`,
   alertNeedsReauth: (label: string, handle: string, reason: string) =>
     `🔑 ${label} @${handle} needs re-linking: ${reason || 'the platform no longer accepts its login'}. Posts for it wait up to 24 h.`,
+  alertAtRisk: (label: string, handle: string, postId: string, when: string, state: string) =>
+    `⚠️ Post ${postId} goes to ${label} @${handle} at ${when}, but that account ${state === 'disabled' ? 'was unlinked' : 'needs re-linking'}. Re-link it before then, or it will wait (and fail after 24 h).`,
   relinkSent: (label: string) => `I sent you a private link to re-link ${label}.`,
   capDeferred: (label: string, limit: number, what: string, when: string) => `${label} allows ${limit} ${what}; this one goes out at ${when}.`,
   publishedLate: (seconds: number) => {
@@ -188,6 +191,10 @@ export const MESSAGES = {
         : 'Also: mention me in a message with a video attached, or use /post with an attachment or url.',
       'Manage: /queue · /status ID · /cancel ID · /retry ID · /reschedule ID WHEN · /edit ID (new caption below) · /accounts · /link PLATFORM · /unlink PLATFORM · /timezone ZONE · /settings',
     ].join('\n'),
+  keysRotated: (changed: number, total: number, keyId: string) =>
+    changed === 0 ? `Every secret (${total}) is already sealed under the current key ${keyId}; nothing to do.` : `Re-encrypted ${changed} of ${total} secrets under key ${keyId}. REELAY_SECRET_KEY_PREVIOUS can now be removed.`,
+  keysUnknownKey: (where: string, kid: string) =>
+    `${where} is sealed under key ${kid}, which is neither REELAY_SECRET_KEY nor in REELAY_SECRET_KEY_PREVIOUS. Add that key to REELAY_SECRET_KEY_PREVIOUS and run reelay keys rotate again; nothing was changed.`,
   missingSecretKey: () =>
     'REELAY_SECRET_KEY is not set. Generate one with: node -e "console.log(require(\'crypto\').randomBytes(32).toString(\'base64\'))"',
   // YouTube details, shown after "YouTube refused the post:" / "YouTube rejected the video:".

@@ -17,11 +17,18 @@ export const QUEUES = {
   transcode: 'media.transcode',
   publish: 'post.publish',
   cleanup: 'media.cleanup',
+  validateAccounts: 'accounts.validate',
+  atRisk: 'deliveries.at-risk',
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
 /** The retention sweep (core/retention.ts): hourly, at an odd minute to miss the top-of-hour rush. */
 export const CLEANUP_SCHEDULE = { cron: '17 * * * *', tz: 'UTC' } as const;
+
+/** Every active account's login, checked with one cheap read a day (worker/account-checks.ts). */
+export const VALIDATE_SCHEDULE = { cron: '41 5 * * *', tz: 'UTC' } as const;
+/** Posts due soon on an account that needs re-linking: looked for every 10 minutes. */
+export const AT_RISK_SCHEDULE = { cron: '*/10 * * * *', tz: 'UTC' } as const;
 
 export const transcodePayload = z.object({ postId: z.uuid() });
 export const publishPayload = z.object({ deliveryId: z.uuid() });
@@ -67,6 +74,8 @@ const QUEUE_OPTIONS: Record<QueueName, Omit<Queue, 'name'>> = {
   [QUEUES.publish]: { ...RETRY_POLICY.crash, heartbeatSeconds: RETRY_POLICY.heartbeatSeconds, expireInSeconds: 3600, notify: true },
   // A missed or failed sweep is simply done by the next one; no point retrying hard.
   [QUEUES.cleanup]: { retryLimit: 1, retryDelay: 60, expireInSeconds: 3600 },
+  [QUEUES.validateAccounts]: { retryLimit: 1, retryDelay: 600, expireInSeconds: 3600 },
+  [QUEUES.atRisk]: { retryLimit: 0, expireInSeconds: 600 },
 };
 
 export interface BossOptions {
@@ -103,6 +112,12 @@ export async function startBoss(options: BossOptions): Promise<PgBoss> {
 export async function scheduleCleanup(boss: PgBoss): Promise<void> {
   // `once`: a deployment that was down at the slot still gets one sweep, not a backlog of them.
   await boss.schedule(QUEUES.cleanup, CLEANUP_SCHEDULE.cron, {}, { tz: CLEANUP_SCHEDULE.tz, missed: 'once' });
+}
+
+/** The daily account validation and the at-risk check, on pg-boss's cron (upserts, like cleanup). */
+export async function scheduleAccountChecks(boss: PgBoss): Promise<void> {
+  await boss.schedule(QUEUES.validateAccounts, VALIDATE_SCHEDULE.cron, {}, { tz: VALIDATE_SCHEDULE.tz, missed: 'once' });
+  await boss.schedule(QUEUES.atRisk, AT_RISK_SCHEDULE.cron, {}, { tz: AT_RISK_SCHEDULE.tz });
 }
 
 function sendOptions(db: Queryable | undefined, extra: SendOptions = {}): SendOptions {

@@ -8,7 +8,7 @@
  * Every check-and-consume is one guarded UPDATE, so a replayed link or state loses the race.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readCredentials, upsertAccount, type AccountRow } from './accounts.ts';
+import { listAccounts, readCredentials, setAccountState, upsertAccount, type AccountRow } from './accounts.ts';
 import type { Context } from './context.ts';
 import { withTransaction } from './db.ts';
 import { sendPublish } from './jobs.ts';
@@ -202,6 +202,23 @@ export async function revokeAccount(ctx: Context, account: AccountRow): Promise<
     ctx.log.warn({ component: 'linking', platform: account.platform, err: error instanceof Error ? error.message : String(error) }, 'revocation failed; the account is unlinked anyway');
     return false;
   }
+}
+
+/**
+ * `/unlink PLATFORM[:handle]` and `reelay accounts remove`: the one live account it names in the
+ * workspace is revoked with the platform (where it offers that) and disabled; its posts stay.
+ */
+export async function unlinkAccount(ctx: Context, workspaceId: string, platform: PlatformId, handle: string | null): Promise<AccountRow> {
+  const label = PLATFORM_SPECS[platform].label;
+  const matches = (await listAccounts(ctx.pool, workspaceId)).filter(
+    (a) => a.state !== 'disabled' && a.platform === platform && (handle === null || a.handle.toLowerCase() === handle.toLowerCase()),
+  );
+  if (matches.length === 0) throw new UserError(MESSAGES.noAccount(label, workspaceId, handle ?? undefined));
+  if (matches.length > 1) throw new UserError(MESSAGES.unlinkWhich(label, matches.map((a) => a.handle)));
+  const account = matches[0]!;
+  await revokeAccount(ctx, account);
+  await setAccountState(ctx.pool, account.id, 'disabled', null);
+  return account;
 }
 
 /** Text that looks like a Bluesky app password (xxxx-xxxx-xxxx-xxxx). */

@@ -14,9 +14,13 @@ export interface MediaLinkSigner {
   verify(id: string, exp: string | null, sig: string | null, nowMs: number): boolean;
 }
 
-export function createMediaLinkSigner(secretKey: Buffer, publicBaseUrl: string | undefined): MediaLinkSigner {
-  const key = Buffer.from(hkdfSync('sha256', secretKey, Buffer.alloc(0), 'reelay media links v1', 32));
-  const sign = (id: string, exp: number) => createHmac('sha256', key).update(`${id}.${exp}`).digest('base64url');
+/** `previousKeys`: links signed before a key rotation keep working until they expire. */
+export function createMediaLinkSigner(secretKey: Buffer, publicBaseUrl: string | undefined, previousKeys: readonly Buffer[] = []): MediaLinkSigner {
+  const derive = (secret: Buffer) => Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), 'reelay media links v1', 32));
+  const key = derive(secretKey);
+  const verifiers = [key, ...previousKeys.map(derive)];
+  const signWith = (k: Buffer, id: string, exp: number) => createHmac('sha256', k).update(`${id}.${exp}`).digest('base64url');
+  const sign = (id: string, exp: number) => signWith(key, id, exp);
   return {
     url(renditionId, nowMs, ttlSeconds = DEFAULT_LINK_SECONDS) {
       if (!publicBaseUrl) return null;
@@ -26,10 +30,12 @@ export function createMediaLinkSigner(secretKey: Buffer, publicBaseUrl: string |
     },
     verify(id, exp, sig, nowMs) {
       if (!exp || !sig || !/^\d{1,12}$/.test(exp)) return false;
-      const expected = Buffer.from(sign(id, Number(exp)));
       const given = Buffer.from(sig);
-      if (expected.length !== given.length || !timingSafeEqual(expected, given)) return false;
-      return Number(exp) * 1000 > nowMs;
+      const matches = verifiers.some((k) => {
+        const expected = Buffer.from(signWith(k, id, Number(exp)));
+        return expected.length === given.length && timingSafeEqual(expected, given);
+      });
+      return matches && Number(exp) * 1000 > nowMs;
     },
   };
 }

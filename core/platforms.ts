@@ -264,4 +264,10 @@ export interface PlatformAdapter {
    * null when nothing needed to change. The worker stores the result under a row lock.
    */
   refresh?(credentials: Credentials, deps: PlatformDeps, options: { force: boolean }): Promise<RefreshResult | null>;
+  /**
+   * The daily health check: the platform's cheapest documented read with the stored (already
+   * refreshed) credentials. Resolves when the login works; throws PublishError 'auth' when the
+   * platform refuses it. Adapters without one are skipped.
+   */
+  validate?(credentials: Credentials, deps: PlatformDeps): Promise<void>;
 }

@@ -6,7 +6,8 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Context } from '../core/context.ts';
 import { withTransaction } from '../core/db.ts';
-import { publishPayload, QUEUES, scheduleCleanup, sendPublish, transcodePayload } from '../core/jobs.ts';
+import { publishPayload, QUEUES, scheduleAccountChecks, scheduleCleanup, sendPublish, transcodePayload } from '../core/jobs.ts';
+import { checkAtRisk, validateAccounts } from './account-checks.ts';
 import type { PlatformAdapter, PlatformId } from '../core/platforms.ts';
 import { listOrphanedDeliveries, setJob } from '../core/posts.ts';
 import { runCleanup } from '../core/retention.ts';
@@ -62,8 +63,15 @@ export async function startWorker(ctx: Context, options: WorkerOptions = {}): Pr
     await ctx.boss.work(QUEUES.cleanup, { pollingIntervalSeconds: 30, localConcurrency: 1 }, async () => {
       await runCleanup(ctx, { now: new Date(ctx.now()), graceHours: ctx.config.retention.mediaHours });
     }),
+    await ctx.boss.work(QUEUES.validateAccounts, { pollingIntervalSeconds: 30, localConcurrency: 1 }, async () => {
+      await validateAccounts(ctx, env.adapters, env.notify);
+    }),
+    await ctx.boss.work(QUEUES.atRisk, { pollingIntervalSeconds: 30, localConcurrency: 1 }, async () => {
+      await checkAtRisk(ctx, env.notify);
+    }),
   ];
   await scheduleCleanup(ctx.boss);
+  await scheduleAccountChecks(ctx.boss);
 
   const sweep = async (): Promise<number> => {
     const orphans = await listOrphanedDeliveries(ctx.pool, new Date(ctx.now()));

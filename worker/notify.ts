@@ -18,6 +18,8 @@ export interface Notifier {
   progress?(event: ProgressEvent): void;
   /** The account's login is gone: say so once, with a way to re-link. */
   accountNeedsReauth?(accountId: string): Promise<void>;
+  /** A delivery due soon whose account is not healthy: say so once, with a way to re-link. */
+  deliveryAtRisk?(deliveryId: string): Promise<void>;
 }
 
 export const silentNotifier: Notifier = {

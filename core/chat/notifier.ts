@@ -14,6 +14,7 @@ import { withTransaction } from '../db.ts';
 import { button, parseChatAddress, type ChatButton, type OutMessage, type Outboxes } from './outbox.ts';
 import { createHash } from 'node:crypto';
 import { claimEdit, claimNotice, listPostMessages, recordChatMessage, type ChatName } from './records.ts';
+import { formatInZone } from '../schedule.ts';
 import { readSettings } from './settings.ts';
 import { renderStatus, shortId, type StatusProgress } from './status.ts';
 
@@ -167,6 +168,34 @@ export class ChatNotifier {
       });
     } catch (error) {
       log.warn({ component: 'chat', accountId, err: error }, 'alert not sent');
+    }
+  }
+
+  /**
+   * Once per delivery: a post due soon goes to an account that needs re-linking. Routed like the
+   * other alerts, with a Re-link button; the notice key makes every later check (in any process) quiet.
+   */
+  async deliveryAtRisk(deliveryId: string): Promise<void> {
+    const { pool, outboxes, log } = this.#deps;
+    const delivery = await getDelivery(pool, deliveryId);
+    const post = delivery ? await getPost(pool, delivery.post_id) : null;
+    const account = delivery ? await getAccount(pool, delivery.account_id) : null;
+    if (!delivery || !post || !account) return;
+    const address = await alertAddress(pool, post.workspace_id, postOrigin(post));
+    const outbox = address ? outboxes[address.chat] : undefined;
+    if (!address || !outbox) return;
+    const label = PLATFORM_SPECS[delivery.platform].label;
+    try {
+      await withTransaction(pool, async (tx) => {
+        if (!(await claimNotice(tx, `atrisk:${delivery.id}`))) return;
+        const messageId = await outbox.send(address.chatId, {
+          text: MESSAGES.alertAtRisk(label, account.handle, shortId(post.id), formatInZone(post.scheduled_at, post.time_zone), account.state),
+          buttons: [[button(`Re-link ${label}`, 'relink', account.id)]],
+        });
+        await recordChatMessage(tx, { chat: address.chat, chatId: address.chatId, messageId, workspaceId: post.workspace_id, postId: post.id, deliveryId: delivery.id, kind: 'alert' });
+      });
+    } catch (error) {
+      log.warn({ component: 'chat', deliveryId, err: error }, 'at-risk alert not sent');
     }
   }
 

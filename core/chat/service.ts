@@ -9,13 +9,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { getAccount, listAccounts, setAccountState } from '../accounts.ts';
+import { getAccount, listAccounts } from '../accounts.ts';
 import type { Context } from '../context.ts';
 import { withTransaction } from '../db.ts';
 import { MESSAGES, UserError } from '../errors.ts';
 import { probe } from '../ffmpeg.ts';
 import { planIntake, submitPost, type IntakeRequest } from '../intake.ts';
-import { createLinkRequest, looksLikeAppPassword, revokeAccount } from '../linking.ts';
+import { createLinkRequest, looksLikeAppPassword, unlinkAccount } from '../linking.ts';
 import { PLATFORM_IDS, PLATFORM_SPECS, type PlatformId } from '../platforms.ts';
 import { cancelPost, editCaption, loadPost, markPublishedByHand, releasePost, rejectPost, reschedulePost, retryPost } from '../post-actions.ts';
 import { getDelivery, getPost, listDeliveries, listUpcoming, type PostWithDeliveries } from '../posts.ts';
@@ -485,14 +485,8 @@ export class ChatService {
           const parsed = parseTargets(args.trim());
           const target = parsed.ok ? parsed.targets[0] : undefined;
           if (!target) return { text: MESSAGES.usageLink(PLATFORM_IDS) };
-          const matches = (await listAccounts(ctx.pool, place.workspaceId)).filter(
-            (a) => a.state !== 'disabled' && a.platform === target.platform && (target.handle === null || a.handle.toLowerCase() === target.handle.toLowerCase()),
-          );
-          if (matches.length === 0) return { text: MESSAGES.noAccount(PLATFORM_SPECS[target.platform].label, place.workspaceId, target.handle ?? undefined) };
-          if (matches.length > 1) return { text: MESSAGES.unlinkWhich(PLATFORM_SPECS[target.platform].label, matches.map((a) => a.handle)) };
-          await revokeAccount(ctx, matches[0]!);
-          await setAccountState(ctx.pool, matches[0]!.id, 'disabled', null);
-          return { text: MESSAGES.unlinked(PLATFORM_SPECS[target.platform].label, matches[0]!.handle) };
+          const account = await unlinkAccount(ctx, place.workspaceId, target.platform, target.handle);
+          return { text: MESSAGES.unlinked(PLATFORM_SPECS[target.platform].label, account.handle) };
         }
         case 'timezone': {
           const zone = args.trim();

@@ -42,3 +42,13 @@ test('.env.example and the README list every variable of the schema', () => {
     assert.match(readme, new RegExp(`\\| \`${name}\` \\|`), `README's table lacks ${name}`);
   }
 });
+
+test('REELAY_SECRET_KEY_PREVIOUS: comma-separated keys, a malformed one refused by name', () => {
+  const a = Buffer.alloc(32, 1).toString('base64');
+  const b = Buffer.alloc(32, 2).toString('base64');
+  const previous = parseConfig({ REELAY_SECRET_KEY_PREVIOUS: `${a}, ${b}` }).secrets.previous;
+  assert.deepEqual(previous.map((k) => k[0]), [1, 2]);
+  assert.deepEqual(parseConfig({}).secrets.previous, []);
+  assert.throws(() => parseConfig({ REELAY_SECRET_KEY_PREVIOUS: `${a},not-a-key` }), /REELAY_SECRET_KEY_PREVIOUS: must be comma-separated keys/);
+  assert.throws(() => parseConfig({ REELAY_SECRET_KEY_PREVIOUS: `${a},` }), /REELAY_SECRET_KEY_PREVIOUS/);
+});

@@ -525,9 +525,16 @@ async function check(remoteId: string, input: PublishInput, deps: PlatformDeps):
   return { status: 'published', remoteId: record.uri, url: postUrl(deps, actorFor(creds.session, did, input.account.handle), rkey) };
 }
 
+/** `com.atproto.server.getSession`: a read that needs a live access token, nothing else. */
+async function validate(credentials: Credentials, deps: PlatformDeps): Promise<void> {
+  const session = requireSession(parseCredentials(credentials));
+  await xrpc<unknown>(deps, session.pdsUrl, 'com.atproto.server.getSession', { method: 'GET', token: session.accessJwt }, { safeToRepeat: true });
+}
+
 export const bluesky: PlatformAdapter = {
   spec: SPEC,
   publish,
   check,
   refresh,
+  validate,
 };

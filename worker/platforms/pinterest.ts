@@ -678,6 +678,13 @@ export function createPinterestAdapter(overrides: PinterestOptions = {}): Platfo
      */
     check: (_remoteId, input, deps) => advance(input, deps),
     refresh,
+    /** One board (page_size=1): the cheapest read, and one posting needs (boards:read). */
+    validate: async (credentials, deps) => {
+      const creds = parseCredentials(credentials);
+      const url = new URL(`${apiBase(deps)}/boards`);
+      url.searchParams.set('page_size', '1');
+      await call<unknown>(deps, url.toString(), { method: 'GET', headers: { authorization: `Bearer ${creds.accessToken}` } }, { safeToRepeat: true });
+    },
   };
 }
 

@@ -707,9 +707,15 @@ async function check(remoteId: string, input: PublishInput, deps: PlatformDeps):
   return interpret(status, remoteId, cp.publishId === remoteId || !cp.publishId ? cp : {}, input, deps);
 }
 
+/** creator_info: the read every post starts with, so it needs exactly the scopes posting needs. */
+async function validate(credentials: Credentials, deps: PlatformDeps): Promise<void> {
+  await queryCreatorInfo(deps, parseCredentials(credentials).accessToken);
+}
+
 export const tiktok: PlatformAdapter = {
   spec: SPEC,
   publish,
   check,
   refresh,
+  validate,
 };

@@ -813,6 +813,11 @@ export function createXAdapter(overrides: XOptions = {}): PlatformAdapter {
      */
     check: (_remoteId, input, deps) => advance(input, deps),
     refresh,
+    /** GET /2/users/me: the cheapest read that needs the user's token (users.read). */
+    validate: async (credentials, deps) => {
+      const creds = parseCredentials(credentials);
+      await call<unknown>(deps, `${apiBase(deps)}/2/users/me`, { method: 'GET', headers: { authorization: `Bearer ${creds.accessToken}` } }, { safeToRepeat: true });
+    },
   };
 }
 
