@@ -36,6 +36,9 @@ const base64Keys = optionalString.pipe(
 
 const port = z.coerce.number().int().min(0).max(65535);
 
+/** `random:P[:SEED]`: the crash harness's random form of REELAY_CRASH_AT. */
+export const CRASH_RANDOM = /^random:(0(?:\.\d+)?|1(?:\.0*)?)(?::(\d+))?$/;
+
 /**
  * Every variable Reelay reads, with its default. `.env.example` and the README's table mirror this
  * list (a test keeps them in step).
@@ -58,6 +61,7 @@ export const ENV_SCHEMA = z.object({
   HTTP_PORT: port.default(8080).describe('Port of the HTTP server; 0 picks a free one.'),
   PUBLIC_BASE_URL: optionalUrl.describe('Public https URL of the HTTP server, for platforms that fetch media by link.'),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4).describe('Jobs one worker process runs at once.'),
+  WORKER_STOP_GRACE_SECONDS: z.coerce.number().min(0).max(3600).default(45).describe('On SIGTERM, how long in-flight jobs may run before they are cancelled and re-queued (keep it under the orchestrator\'s kill timeout).'),
   FFMPEG_PATH: z.string().default('ffmpeg').describe('ffmpeg binary.'),
   FFPROBE_PATH: z.string().default('ffprobe').describe('ffprobe binary.'),
   PG_DUMP_PATH: z.string().default('pg_dump').describe('pg_dump binary, for `reelay backup` (its major version must be at least the server\'s).'),
@@ -120,7 +124,9 @@ export const ENV_SCHEMA = z.object({
   DISCORD_APPLICATION_ID: optionalString.describe('Discord application id, for slash commands.'),
   DISCORD_API_ROOT: url('https://discord.com/api').describe('Discord API root (REST under /v10; the gateway URL is read from it).'),
   LINK_MAX_BYTES: z.coerce.number().int().positive().default(2 * 1024 ** 3).describe('Largest video Reelay downloads from a link pasted in chat, in bytes.'),
-  REELAY_CRASH_AT: optionalString.describe('Test hook: kill the process with SIGKILL at this named point. Never set in production.'),
+  REELAY_CRASH_AT: optionalString
+    .refine((v) => v === undefined || !v.startsWith('random:') || CRASH_RANDOM.test(v), 'must be a crash point name or random:P[:SEED] with 0 <= P <= 1')
+    .describe('Test hook: kill the process with SIGKILL at this named point, or at every named point with probability P (random:P[:SEED]). Never set in production.'),
 });
 
 export type Env = z.infer<typeof ENV_SCHEMA>;
@@ -131,7 +137,7 @@ export interface Config {
   readonly defaults: { readonly timeZone: string };
   readonly log: { readonly level: string | undefined };
   readonly http: { readonly host: string; readonly port: number; readonly publicBaseUrl: string | undefined };
-  readonly worker: { readonly concurrency: number };
+  readonly worker: { readonly concurrency: number; readonly stopGraceSeconds: number };
   readonly media: { readonly ffmpegPath: string; readonly ffprobePath: string };
   readonly backup: { readonly pgDumpPath: string; readonly pgRestorePath: string };
   /** How long a finished post keeps its media, in hours. */
@@ -179,7 +185,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     defaults: { timeZone: e.REELAY_DEFAULT_TIMEZONE },
     log: { level: e.LOG_LEVEL },
     http: { host: e.HTTP_HOST, port: e.HTTP_PORT, publicBaseUrl: e.PUBLIC_BASE_URL },
-    worker: { concurrency: e.WORKER_CONCURRENCY },
+    worker: { concurrency: e.WORKER_CONCURRENCY, stopGraceSeconds: e.WORKER_STOP_GRACE_SECONDS },
     media: { ffmpegPath: e.FFMPEG_PATH, ffprobePath: e.FFPROBE_PATH },
     backup: { pgDumpPath: e.PG_DUMP_PATH, pgRestorePath: e.PG_RESTORE_PATH },
     retention: { mediaHours: e.MEDIA_RETENTION_HOURS },

@@ -27,6 +27,8 @@ export interface WorkerOptions {
   /** Seconds between polls for future-dated jobs (their start is not notified). */
   pollingIntervalSeconds?: number;
   sweepIntervalSeconds?: number;
+  /** On stop, how long in-flight jobs may run before they are cancelled (default: config). */
+  stopGraceSeconds?: number;
 }
 
 export interface RunningWorker {
@@ -105,11 +107,24 @@ export async function startWorker(ctx: Context, options: WorkerOptions = {}): Pr
       stopped = true;
       clearInterval(beat);
       clearInterval(sweeper);
-      // In-flight jobs finish (or checkpoint) before we go; pg-boss waits for them.
-      const [transcodeWork, publishWork, cleanupWork] = workIds;
-      await ctx.boss.offWork(QUEUES.transcode, { id: transcodeWork, wait: true }).catch(() => undefined);
-      await ctx.boss.offWork(QUEUES.publish, { id: publishWork, wait: true }).catch(() => undefined);
-      await ctx.boss.offWork(QUEUES.cleanup, { id: cleanupWork, wait: true }).catch(() => undefined);
+      // In-flight jobs finish before we go; pg-boss waits for them. One still running after the
+      // grace period (a hung platform call, a long upload) is cancelled: its adapter call fails as
+      // "no answer", the delivery keeps its checkpoint and goes back to `scheduled` with a new job,
+      // so nothing is left `publishing` with no job to resume it when the orchestrator's SIGKILL comes.
+      const [transcodeWork, publishWork, cleanupWork, validateWork, atRiskWork] = workIds;
+      const graceSeconds = options.stopGraceSeconds ?? ctx.config.worker.stopGraceSeconds;
+      const grace = setTimeout(() => {
+        log.warn({ graceSeconds }, 'in-flight jobs outlived the stop grace period; cancelling them');
+        controller.abort();
+      }, graceSeconds * 1000);
+      await Promise.all([
+        ctx.boss.offWork(QUEUES.transcode, { id: transcodeWork, wait: true }).catch(() => undefined),
+        ctx.boss.offWork(QUEUES.publish, { id: publishWork, wait: true }).catch(() => undefined),
+        ctx.boss.offWork(QUEUES.cleanup, { id: cleanupWork, wait: true }).catch(() => undefined),
+        ctx.boss.offWork(QUEUES.validateAccounts, { id: validateWork, wait: true }).catch(() => undefined),
+        ctx.boss.offWork(QUEUES.atRisk, { id: atRiskWork, wait: true }).catch(() => undefined),
+      ]);
+      clearTimeout(grace);
       await removeWorker(ctx.pool, id).catch(() => undefined);
       log.info('worker stopped');
     },

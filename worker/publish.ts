@@ -8,6 +8,7 @@
  * - retries follow the one policy in core/jobs.ts; polling is a new job with `startAfter`.
  */
 import { getAccount, setAccountState, withLockedCredentials } from '../core/accounts.ts';
+import { CRASH_RANDOM } from '../core/config.ts';
 import type { Context } from '../core/context.ts';
 import { withTransaction } from '../core/db.ts';
 import { describePublishError, MESSAGES, PublishError } from '../core/errors.ts';
@@ -28,11 +29,35 @@ export interface PublishEnvironment {
   caps?: Partial<Record<PlatformId, readonly Cap[]>>;
 }
 
-/** Kills the process at a named point when the crash harness asks for it (tests only). */
+/** mulberry32: a tiny seeded PRNG, so a failing chaos seed can be replayed. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// One draw sequence per process: every adapter's crash points advance the same generator.
+let randomCrash: { spec: string; probability: number; draw: () => number } | undefined;
+
+/**
+ * Kills the process at a named point when the crash harness asks for it (tests only):
+ * REELAY_CRASH_AT=name kills at that point, random:P[:SEED] at any point with probability P.
+ */
 export function crashPointFor(ctx: Context): (name: string) => void {
   const target = ctx.config.testing.crashAt;
+  const random = target ? CRASH_RANDOM.exec(target) : null;
+  if (target && random && randomCrash?.spec !== target) {
+    const seed = random[2] === undefined ? Math.floor(Math.random() * 2 ** 32) : Number(random[2]);
+    randomCrash = { spec: target, probability: Number(random[1]), draw: seededRandom(seed) };
+  }
   return (name) => {
-    if (target && target === name) {
+    const hit = random ? randomCrash!.draw() < randomCrash!.probability : target === name;
+    if (target && hit) {
       ctx.log.warn({ crashPoint: name }, 'crash point reached: SIGKILL');
       process.kill(process.pid, 'SIGKILL');
     }
