@@ -1,5 +1,4 @@
 /** `reelay start` and `reelay worker`: long-running processes with a graceful stop. */
-import { startBots } from '../bot/main.ts';
 import { coreHealthChecks, startHttp } from '../bot/http.ts';
 import { logAlertSink, watchWorkers } from '../core/alerts.ts';
 import type { Config } from '../core/config.ts';
@@ -28,6 +27,8 @@ export async function runServers(config: Config, parts: { worker: boolean; http:
     const http = parts.http ? await startHttp(ctx, { announce: linkAnnouncer(outboxes), ...(parts.bots ? {} : { checks: coreHealthChecks(ctx) }) }) : undefined;
     if (http) stops.push(http.close);
     if (parts.bots) {
+      // Loaded only here: a worker process has no use for the gateway clients' memory.
+      const { startBots } = await import('../bot/main.ts');
       stops.push((await startBots(ctx, { outboxes, ...(http ? { http } : {}) })).stop);
       // The alert comes from the bot side: it is the process that stays up when workers do not.
       const watch = watchWorkers(ctx, logAlertSink(ctx.log));

@@ -10,7 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { REST, type RESTOptions } from '@discordjs/rest';
-import { ButtonStyle, ComponentType, escapeMarkdown, MessageFlags, Routes, type APIActionRowComponent, type APIButtonComponent, type APIMessage } from 'discord.js';
+// The wire types and the markdown escaper, not discord.js itself: a worker that only edits
+// messages over REST should not carry the gateway client (~45 MB of resident memory).
+import { escapeMarkdown } from '@discordjs/formatters';
+import { ButtonStyle, ComponentType, MessageFlags, Routes, type APIActionRowComponent, type APIButtonComponent, type APIMessage } from 'discord-api-types/v10';
 import type { ChatButton, ChatOutbox, OutMessage } from './outbox.ts';
 
 /**
