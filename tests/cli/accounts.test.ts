@@ -4,46 +4,24 @@
  * workspace; remove revokes the token and disables the account; bad input exits 2 with a reason.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { startHttp, type HttpServer } from '../../bot/http.ts';
 import { readCredentials } from '../../core/accounts.ts';
 import { MESSAGES } from '../../core/errors.ts';
 import { PLATFORM_IDS } from '../../core/platforms.ts';
+import { runReelay } from '../support/cli.ts';
 import { testContext, type TestContext } from '../support/context.ts';
 import { freePort } from '../support/net.ts';
 import { startOAuthSim, type OAuthSim } from '../sim/oauth.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/reelay.js', import.meta.url));
 const WORKSPACE = 'discord:42';
 let ctx: TestContext;
 let oauth: OAuthSim;
 let http: HttpServer;
 let env: Record<string, string>;
 
-function reelay(args: string[], extra: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: {
-        ...process.env,
-        ...env,
-        DATABASE_URL: ctx.databaseUrl,
-        REELAY_SECRET_KEY: readFileSync(join(ctx.dir, 'data', 'secret.key'), 'utf8').trim(),
-        REELAY_DATA_DIR: join(ctx.dir, 'cli-data'),
-        LOG_LEVEL: 'silent',
-        ...extra,
-      },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const reelay = (args: string[], extra: Record<string, string> = {}) => runReelay(ctx, args, { ...env, ...extra });
 
 before(async () => {
   oauth = await startOAuthSim();

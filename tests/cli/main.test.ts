@@ -3,49 +3,25 @@
  * stderr, and the database checked afterwards for anything half-written.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { upsertAccount } from '../../core/accounts.ts';
 import { MESSAGES } from '../../core/errors.ts';
 import { PLATFORM_IDS } from '../../core/platforms.ts';
 import { ensureWorkspace } from '../../core/workspaces.ts';
 import { RELINK_WAIT_HOURS } from '../../worker/publish.ts';
+import { runReelay } from '../support/cli.ts';
 import { makeClip } from '../support/clips.ts';
 import { testContext, type TestContext } from '../support/context.ts';
 import { startPds, type TestPdsHandle } from '../support/pds.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/reelay.js', import.meta.url));
 let ctx: TestContext;
 let pds: TestPdsHandle;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
-function reelay(args: string[], extraEnv: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: {
-        ...process.env,
-        DATABASE_URL: ctx.databaseUrl,
-        REELAY_SECRET_KEY: readFileSync(join(ctx.dir, 'data', 'secret.key'), 'utf8').trim(),
-        REELAY_DATA_DIR: join(ctx.dir, 'cli-data'),
-        LOG_LEVEL: 'silent',
-        ...extraEnv,
-      },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const reelay = (args: string[], extraEnv: Record<string, string> = {}) => runReelay(ctx, args, extraEnv);
 
 async function counts(): Promise<Record<string, number>> {
   const { rows } = await ctx.pool.query<Record<string, number>>(

@@ -6,7 +6,7 @@
  * h264/yuv420p with even sides, a constant frame rate and no rotation left to apply.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server, type ServerResponse } from 'node:http';
@@ -14,7 +14,6 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { startHttp, type HttpServer } from '../../bot/http.ts';
 import { startTelegram, type RunningTelegram } from '../../bot/telegram.ts';
 import { upsertAccount } from '../../core/accounts.ts';
@@ -28,11 +27,11 @@ import { parseTargets } from '../../core/targets.ts';
 import { ensureWorkspace } from '../../core/workspaces.ts';
 import { silentNotifier } from '../../worker/notify.ts';
 import { handleTranscode } from '../../worker/transcode.ts';
+import { runReelay } from '../support/cli.ts';
 import { testContext, type TestContext } from '../support/context.ts';
 import { startTelegramSim, type SimChat, type SimMessage, type SimUser, type TelegramSim } from '../sim/telegram.ts';
 import { CASES, CHAT_WORKSPACE_LINKED, FIVE_GB, INTAKE_LINKED, LINK_MAX_BYTES, MEDIA, type CorpusCase, type MediaName, type RenditionExpectation } from './cases.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/reelay.js', import.meta.url));
 let dir: string;
 let ctx: TestContext;
 let sim: TelegramSim;
@@ -222,22 +221,7 @@ for (const c of CASES.filter((k) => k.surface === 'intake')) {
 // ---------------------------------------------------------------------------------------------
 // The CLI: the same refusals as a person at a terminal sees them
 
-function reelay(args: string[]): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: {
-        ...process.env,
-        DATABASE_URL: ctx.databaseUrl,
-        REELAY_SECRET_KEY: readFileSync(join(ctx.dir, 'data', 'secret.key'), 'utf8').trim(),
-        REELAY_DATA_DIR: join(ctx.dir, 'cli-data'),
-        LOG_LEVEL: 'silent',
-      },
-    });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('close', (code) => resolve({ code, stderr }));
-  });
-}
+const reelay = (args: string[]) => runReelay(ctx, args);
 
 for (const c of CASES.filter((k) => k.surface === 'cli')) {
   test(`cli: ${c.id}`, async () => {
