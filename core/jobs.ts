@@ -38,6 +38,12 @@ export type PublishPayload = z.infer<typeof publishPayload>;
 export const RETRY_POLICY = {
   /** Platform attempts per delivery before it fails for good. */
   maxAttempts: 6,
+  /**
+   * An attempt that moved the delivery's checkpoint forward (a chunk, a container, a session) shows
+   * the platform is working: it may go on to this many attempts in all. Under a steady trickle of
+   * faults a long flow fails somewhere in most attempts, yet each gets further.
+   */
+  maxAttemptsWithProgress: 12,
   baseDelaySeconds: 5,
   maxDelaySeconds: 15 * 60,
   /** An auth error that a forced token refresh may cure is retried at once, once. */
@@ -54,16 +60,18 @@ export type RetryDecision = { retry: true; delaySeconds: number } | { retry: fal
  * Whether and when to try a platform call again after `error`, given the attempts already made
  * (including the one that just failed).
  */
-export function nextAttempt(error: PublishError, attempts: number, random: () => number = Math.random): RetryDecision {
+export function nextAttempt(error: PublishError, attempts: number, random: () => number = Math.random, progressed = false): RetryDecision {
   if (!error.retryable) return { retry: false };
   // A platform that names its reset time is obeyed even past our attempt budget: rate limits
   // defer, they do not fail.
   if (error.code === 'rate_limited' && error.retryAfterSeconds !== undefined) {
     return { retry: true, delaySeconds: Math.max(1, Math.ceil(error.retryAfterSeconds)) };
   }
-  if (attempts >= RETRY_POLICY.maxAttempts) return { retry: false };
+  if (attempts >= (progressed ? RETRY_POLICY.maxAttemptsWithProgress : RETRY_POLICY.maxAttempts)) return { retry: false };
   if (error.retryAfterSeconds !== undefined) return { retry: true, delaySeconds: Math.max(1, Math.ceil(error.retryAfterSeconds)) };
-  const exponential = RETRY_POLICY.baseDelaySeconds * 2 ** Math.max(0, attempts - 1);
+  // Progress restarts the backoff: the platform answered, only this step failed.
+  const step = progressed ? 1 : attempts;
+  const exponential = RETRY_POLICY.baseDelaySeconds * 2 ** Math.max(0, step - 1);
   // "Full jitter" between half and the whole step keeps many deliveries from retrying in lockstep.
   const jittered = exponential / 2 + (exponential / 2) * random();
   return { retry: true, delaySeconds: Math.min(RETRY_POLICY.maxDelaySeconds, Math.round(jittered)) };

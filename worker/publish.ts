@@ -156,6 +156,7 @@ export async function handlePublish(env: PublishEnvironment, deliveryId: string,
   const probe = rendition.probe as { width?: number; height?: number; durationSeconds?: number };
   const deps = platformDeps(ctx, delivery.platform, log, signal);
   let checkpoint = current.checkpoint;
+  let progressed = false;
 
   const attempt = async (force: boolean): Promise<PublishResult> => {
     const credentials = await freshCredentials(env, adapter, delivery, deps, force);
@@ -183,6 +184,7 @@ export async function handlePublish(env: PublishEnvironment, deliveryId: string,
       checkpoint,
       saveCheckpoint: async (patch) => {
         checkpoint = await saveCheckpoint(ctx.pool, delivery.id, patch);
+        progressed = true;
       },
     };
     return checking && current.remote_id ? adapter.check(current.remote_id, input, deps) : adapter.publish(input, deps);
@@ -202,7 +204,7 @@ export async function handlePublish(env: PublishEnvironment, deliveryId: string,
       result = await attempt(true);
     }
   } catch (error) {
-    await recordFailure(env, current, asPublishError(error), log, adapter.spec.label, elapsed());
+    await recordFailure(env, current, asPublishError(error), log, adapter.spec.label, elapsed(), progressed);
     return;
   }
   recordPublish(delivery.platform, result.status, elapsed());
@@ -234,9 +236,9 @@ export async function handlePublish(env: PublishEnvironment, deliveryId: string,
   await env.notify.deliveryChanged(delivery.id);
 }
 
-async function recordFailure(env: PublishEnvironment, delivery: DeliveryRow, error: PublishError, log: Logger, label: string, seconds: number): Promise<void> {
+async function recordFailure(env: PublishEnvironment, delivery: DeliveryRow, error: PublishError, log: Logger, label: string, seconds: number, progressed: boolean): Promise<void> {
   const { ctx } = env;
-  const decision = nextAttempt(error, delivery.attempts);
+  const decision = nextAttempt(error, delivery.attempts, Math.random, progressed);
   recordPublish(delivery.platform, decision.retry ? 'retry' : 'failed', seconds);
   if (decision.retry) recordRetry(delivery.platform, error.code);
   log.warn({ code: error.code, status: error.status, detail: error.detail, retry: decision }, 'publish attempt failed');

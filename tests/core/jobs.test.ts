@@ -24,6 +24,14 @@ test('a delivery out of attempts stops retrying', () => {
   assert.deepEqual(nextAttempt(new PublishError('unavailable', '503'), RETRY_POLICY.maxAttempts), { retry: false });
 });
 
+test('an attempt that moved the checkpoint forward earns more attempts, up to a cap, and restarts the backoff', () => {
+  const error = new PublishError('unavailable', 'no answer (timed out)');
+  assert.deepEqual(nextAttempt(error, RETRY_POLICY.maxAttempts, () => 1, true), { retry: true, delaySeconds: RETRY_POLICY.baseDelaySeconds });
+  assert.deepEqual(nextAttempt(error, RETRY_POLICY.maxAttempts, () => 1, false), { retry: false }, 'no progress: the budget stands');
+  assert.deepEqual(nextAttempt(error, RETRY_POLICY.maxAttemptsWithProgress, () => 1, true), { retry: false }, 'progress has a cap too');
+  assert.ok(RETRY_POLICY.maxAttemptsWithProgress > RETRY_POLICY.maxAttempts);
+});
+
 test('Retry-After is obeyed, and a rate limit defers even past the attempt budget', () => {
   assert.deepEqual(nextAttempt(new PublishError('unavailable', '503', { retryAfterSeconds: 42 }), 1), { retry: true, delaySeconds: 42 });
   assert.deepEqual(nextAttempt(new PublishError('rate_limited', '429', { retryAfterSeconds: 3600 }), 99), { retry: true, delaySeconds: 3600 });
