@@ -4,11 +4,9 @@
  * within a minute — a dead worker's job is found by its missing heartbeat, not pg-boss's 15-minute expiry.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { upsertAccount } from '../../core/accounts.ts';
 import { submitPost } from '../../core/intake.ts';
 import { getDelivery, listDeliveries, type DeliveryView } from '../../core/posts.ts';
@@ -16,49 +14,14 @@ import { ensureWorkspace } from '../../core/workspaces.ts';
 import { blueskyLogin } from '../../worker/platforms/bluesky.ts';
 import { platformDeps } from '../../worker/publish.ts';
 import { makeClip } from '../support/clips.ts';
+import { spawnReelayWorker, until } from '../support/cli.ts';
 import { testContext, type TestContext } from '../support/context.ts';
 import { startPds, type TestPdsHandle } from '../support/pds.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/reelay.js', import.meta.url));
 let ctx: TestContext;
 let pds: TestPdsHandle;
 let clip: string;
 const children = new Set<ChildProcess>();
-
-function spawnWorker(crashAt?: string): { child: ChildProcess; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
-  const child = spawn(process.execPath, [BIN, 'worker'], {
-    env: {
-      ...process.env,
-      DATABASE_URL: ctx.databaseUrl,
-      REELAY_SECRET_KEY: readFileSync(join(ctx.dir, 'data', 'secret.key'), 'utf8').trim(),
-      REELAY_DATA_DIR: join(ctx.dir, 'worker-data'),
-      LOG_LEVEL: 'warn',
-      REELAY_CRASH_AT: crashAt ?? '',
-    },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  children.add(child);
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => {
-      children.delete(child);
-      if (code !== 0 && signal !== 'SIGKILL' && signal !== 'SIGTERM') process.stderr.write(`worker stderr:\n${stderr}\n`);
-      resolve({ code, signal });
-    }),
-  );
-  return { child, exited };
-}
-
-async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 async function linkAccount(name: string): Promise<{ did: string; handle: string }> {
   const account = await pds.createAccount(name);
@@ -81,7 +44,7 @@ after(async () => {
 
 async function crashThenRecover(crashAt: string, postsOnPdsAfterCrash: number): Promise<void> {
   const account = await linkAccount(crashAt.replace(/[^a-z]/g, '').slice(-12));
-  const first = spawnWorker(crashAt);
+  const first = spawnReelayWorker(ctx, children, { REELAY_CRASH_AT: crashAt });
   const { post } = await submitPost(ctx, { workspaceId: 'cli', authorId: 'cli', filePath: clip, caption: `crash at ${crashAt}`, targets: [{ platform: 'bluesky', handle: account.handle }] });
   const [deliveryRow] = await listDeliveries(ctx.pool, post.id);
   const deliveryId = deliveryRow!.id;
@@ -94,7 +57,7 @@ async function crashThenRecover(crashAt: string, postsOnPdsAfterCrash: number): 
   assert.equal((await pds.listRecords(account.did, 'app.bsky.feed.post')).length, postsOnPdsAfterCrash);
 
   const restartedAt = Date.now();
-  const second = spawnWorker();
+  const second = spawnReelayWorker(ctx, children);
   const published = await until<DeliveryView>('the delivery to be published', async () => {
     const row = await getDelivery(ctx.pool, deliveryId);
     return row && row.state === 'published' ? row : null;

@@ -5,20 +5,18 @@
  * commits and never answers).
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { upsertAccount } from '../../core/accounts.ts';
 import { submitPost } from '../../core/intake.ts';
 import { getDelivery, listDeliveries, listOrphanedDeliveries, type DeliveryView } from '../../core/posts.ts';
 import { ensureWorkspace } from '../../core/workspaces.ts';
 import { startXSim, type XSim } from '../sim/x.ts';
 import { makeClip } from '../support/clips.ts';
+import { spawnReelayWorker, until } from '../support/cli.ts';
 import { testContext, type TestContext } from '../support/context.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/reelay.js', import.meta.url));
 const CLIENT = { clientId: 'reelay-client', clientSecret: 'reelay-secret' };
 const GRACE_SECONDS = 3;
 let ctx: TestContext;
@@ -36,44 +34,6 @@ after(async () => {
   await sim?.close();
 });
 
-function spawnWorker(): { child: ChildProcess; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
-  const child = spawn(process.execPath, [BIN, 'worker'], {
-    env: {
-      ...process.env,
-      DATABASE_URL: ctx.databaseUrl,
-      REELAY_SECRET_KEY: readFileSync(join(ctx.dir, 'data', 'secret.key'), 'utf8').trim(),
-      REELAY_DATA_DIR: join(ctx.dir, 'worker-data'),
-      LOG_LEVEL: 'warn',
-      X_API_URL: sim.url,
-      X_CLIENT_ID: CLIENT.clientId,
-      X_CLIENT_SECRET: CLIENT.clientSecret,
-      WORKER_STOP_GRACE_SECONDS: String(GRACE_SECONDS),
-    },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  children.add(child);
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => {
-      children.delete(child);
-      if (code !== 0) process.stderr.write(`worker stderr:\n${stderr}\n`);
-      resolve({ code, signal });
-    }),
-  );
-  return { child, exited };
-}
-
-async function until<T>(what: string, fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 test('SIGTERM while a create call hangs: exits within the grace period, the delivery is re-queued, a new worker posts it exactly once', async () => {
   const user = sim.addUser({ username: 'sigterm_user' });
   await upsertAccount(ctx.pool, ctx.secrets, {
@@ -86,7 +46,7 @@ test('SIGTERM while a create call hangs: exits within the grace period, the deli
   });
   // The post is created, the answer never comes (the adapter would wait 60 s for it).
   sim.fault({ route: 'create', kind: 'hangAfterCommit' });
-  const first = spawnWorker();
+  const first = spawnReelayWorker(ctx, children, { X_API_URL: sim.url, X_CLIENT_ID: CLIENT.clientId, X_CLIENT_SECRET: CLIENT.clientSecret, WORKER_STOP_GRACE_SECONDS: String(GRACE_SECONDS) });
   const clip = makeClip(join(ctx.dir, 'clip.mp4'), { seconds: 2 });
   const { post } = await submitPost(ctx, { workspaceId: 'cli', authorId: 'cli', filePath: clip, caption: 'sigterm mid-publish', targets: [{ platform: 'x', handle: user.username }] });
   const deliveryId = (await listDeliveries(ctx.pool, post.id))[0]!.id;
@@ -108,7 +68,7 @@ test('SIGTERM while a create call hangs: exits within the grace period, the deli
   assert.ok(['created', 'retry'].includes(rows[0]?.state ?? ''), `a live job will resume it (job ${rows[0]?.state ?? 'missing'})`);
   assert.deepEqual(await listOrphanedDeliveries(ctx.pool, new Date(Date.now() + 3600_000)), [], 'no orphaned delivery');
 
-  const second = spawnWorker();
+  const second = spawnReelayWorker(ctx, children, { X_API_URL: sim.url, X_CLIENT_ID: CLIENT.clientId, X_CLIENT_SECRET: CLIENT.clientSecret, WORKER_STOP_GRACE_SECONDS: String(GRACE_SECONDS) });
   const published = await until<DeliveryView>('the delivery to be published', async () => {
     const row = await getDelivery(ctx.pool, deliveryId);
     return row && row.state === 'published' ? row : null;
