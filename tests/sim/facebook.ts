@@ -2,7 +2,8 @@
  * A wire-level simulator of Facebook Page Reels publishing (reference §3A) on 127.0.0.1: Graph
  * `video_reels` start/finish, rupload `video-upload` (bytes with `offset`/`file_size`, or
  * `file_url` that it really fetches), the video status node, Page tokens from user tokens and
- * `fb_exchange_token`. It refuses what Facebook refuses (wrong token, wrong offset, finish before the
+ * `fb_exchange_token`, and the Page node read (`GET /{page-id}?fields=id,name`) with the Page token or
+ * a user token managing the Page, the daily account check's read. It refuses what Facebook refuses (wrong token, wrong offset, finish before the
  * upload or twice, the 30-reels-per-24-h cap) in Graph's error shape, streams and hashes bodies, and
  * injects faults on demand.
  */
@@ -13,7 +14,7 @@ import { createHash, randomBytes } from 'node:crypto';
 
 export const SIM_VERSION = 'v23.0';
 
-export type Route = 'exchange' | 'page' | 'start' | 'upload' | 'finish' | 'status';
+export type Route = 'exchange' | 'page' | 'pageRead' | 'start' | 'upload' | 'finish' | 'status';
 
 export type Fault =
   | { kind: 'error'; status: number; body: unknown; headers?: Record<string, string> }
@@ -287,6 +288,17 @@ export async function startFacebookSim(options: FacebookSimOptions): Promise<Fac
       const token = target.searchParams.get('access_token');
       const fields = target.searchParams.get('fields') ?? '';
       const page = pages.get(id);
+      if (page && !fields.split(',').includes('access_token')) {
+        log.route = 'pageRead';
+        const fault = takeFault('pageRead');
+        if (fault) return applyFault(fault, req, res, 'pageRead', log);
+        // A stale Page token meets the same refusal as on the video node.
+        if (token !== page.pageToken && pageByUser(token) !== page) return graphError(res, 401, 190, 'Error validating access token: Session has expired', { error_subcode: 463 });
+        const asked = fields.split(',').filter(Boolean);
+        const unknown = asked.find((f) => f !== 'id' && f !== 'name');
+        if (unknown !== undefined) return graphError(res, 400, 100, `(#100) Tried accessing nonexisting field (${unknown}) on node type (Page)`);
+        return send(res, 200, { id: page.pageId, ...(asked.includes('name') ? { name: page.name } : {}) });
+      }
       if (page) {
         log.route = 'page';
         const fault = takeFault('page');

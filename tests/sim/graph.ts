@@ -21,7 +21,11 @@
  * - `*_publish` only for a FINISHED container of the same user, once (then PUBLISHED), within the
  *   rolling 24 h publishing limit; publishing limit, permalink, recent media reads;
  * - token refresh: ig_refresh_token / th_refresh_token (token ≥ 24 h old and unexpired) and
- *   fb_exchange_token (with the app's client id and secret).
+ *   fb_exchange_token (with the app's client id and secret);
+ * - the user node, the daily account check's read: GET /{v}/me or /{v}/{own user id} with a read
+ *   token and only fields the host's user node has (Instagram Login `user_id,username`, Facebook
+ *   Login `id,username`, Threads `id,username`). The simulator keeps no separate Facebook person, so
+ *   /me with a Facebook Login token answers the Instagram account's id.
  * Faults on demand: reset (before or after the work is committed), hang, any answer, expiring the
  * caller's token, and a container that ends in ERROR with a given reason.
  */
@@ -30,7 +34,7 @@ import { get as httpGet, createServer, type IncomingMessage, type Server, type S
 import type { AddressInfo, Socket } from 'node:net';
 
 export type HostKind = 'ig' | 'fb' | 'threads';
-export type GraphRoute = 'refresh' | 'exchange' | 'create' | 'status' | 'media' | 'quota' | 'publish' | 'recent' | 'rupload' | 'ruploadOffset';
+export type GraphRoute = 'refresh' | 'exchange' | 'create' | 'status' | 'media' | 'quota' | 'publish' | 'recent' | 'rupload' | 'ruploadOffset' | 'user';
 
 export interface GraphFault {
   route: GraphRoute;
@@ -126,6 +130,8 @@ const SCOPES: Record<HostKind, { read: string[]; write: string[] }> = {
   threads: { read: ['threads_basic'], write: ['threads_basic', 'threads_content_publish'] },
 };
 const TOKEN_PREFIX: Record<HostKind, string> = { ig: 'IGAA', fb: 'EAAB', threads: 'THAA' };
+/** Fields of the user node each host answers (a subset of Meta's; others are refused as unknown). */
+const USER_FIELDS: Record<HostKind, string[]> = { ig: ['id', 'user_id', 'username', 'name'], fb: ['id', 'username', 'name'], threads: ['id', 'username', 'name'] };
 const segmenter = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
 
 /** "Text posts are limited to 500 characters. Emojis are counted as the number of UTF-8 bytes." */
@@ -313,6 +319,7 @@ export async function startGraphSim(options: GraphSimOptions = {}) {
     if (host === 'fb' && method === 'GET' && a === 'oauth' && b === 'access_token' && segments.length === 3) return { route: 'exchange' };
     if (!a) return undefined;
     const edge = host === 'threads' ? { create: 'threads', publish: 'threads_publish', quota: 'threads_publishing_limit' } : { create: 'media', publish: 'media_publish', quota: 'content_publishing_limit' };
+    if (segments.length === 2 && method === 'GET' && (a === 'me' || users.get(a)?.host === host)) return { route: 'user', id: a };
     if (segments.length === 2 && method === 'GET') return { route: containers.has(a) ? 'status' : 'media', id: a };
     if (segments.length !== 3) return undefined;
     if (method === 'POST' && b === edge.create) return { route: 'create', id: a };
@@ -442,6 +449,17 @@ export async function startGraphSim(options: GraphSimOptions = {}) {
         if (fields.includes('permalink')) out.permalink = post.permalink;
         if (fields.includes('shortcode')) out.shortcode = post.shortcode;
         if (fields.includes('timestamp')) out.timestamp = post.timestamp;
+        return out;
+      }
+      case 'user': {
+        const { record } = authenticate(host, req, params, 'read');
+        if (id !== 'me') owner(record, id ?? '');
+        const user = users.get(record.userId);
+        const fields = fieldsOf(params, USER_FIELDS[host]);
+        const out: Record<string, unknown> = { id: record.userId };
+        if (fields.includes('user_id')) out.user_id = record.userId;
+        if (fields.includes('username') && user) out.username = user.username;
+        if (fields.includes('name') && user) out.name = user.username;
         return out;
       }
       case 'recent': {

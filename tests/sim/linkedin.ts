@@ -18,6 +18,8 @@
  *   URN in `x-restli-id`; GET /rest/posts?q=author, newest first, where a post shows up only after
  *   `indexDelayMs`;
  * - the token endpoint: grant_type=refresh_token with client_id/client_secret in the form;
+ * - GET /v2/userinfo (OpenID, not versioned): the same bearer checks, then the `openid` scope (403
+ *   ACCESS_DENIED without it); `sub`, and `name` with `profile`;
  * - a per-member daily limit on creating posts (429 TOO_MANY_REQUESTS).
  * Faults on demand: connection reset (before or after the change is committed), hangs, any status,
  * 429, and expiring the caller's token. Part bodies are streamed and hashed, never held.
@@ -26,7 +28,7 @@ import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type LinkedInRoute = 'token' | 'initialize' | 'part' | 'finalize' | 'video' | 'create' | 'find';
+export type LinkedInRoute = 'token' | 'initialize' | 'part' | 'finalize' | 'video' | 'create' | 'find' | 'userinfo';
 
 export type LinkedInFaultKind =
   /** Destroy the socket before doing anything. */
@@ -306,6 +308,7 @@ export async function startLinkedInSim(options: LinkedInSimOptions = {}): Promis
     if (method === 'PUT' && p) return { route: 'part', id: p[1]! };
     if (method === 'POST' && path === '/rest/posts') return { route: 'create' };
     if (method === 'GET' && path === '/rest/posts') return { route: 'find' };
+    if (method === 'GET' && path === '/v2/userinfo') return { route: 'userinfo' };
     return null;
   }
 
@@ -570,6 +573,13 @@ export async function startLinkedInSim(options: LinkedInSimOptions = {}): Promis
     };
   }
 
+  function userinfoRoute(member: string, scopes: Set<string>): Answer {
+    if (!scopes.has('openid')) throw new SimError(restError(403, 'ACCESS_DENIED', 'Not enough permissions to access: userinfo.GET.NO_VERSION', 100));
+    const sub = member.slice('urn:li:person:'.length);
+    const profile = scopes.has('profile') ? { name: `Member ${sub}`, given_name: 'Member', family_name: sub, locale: { country: 'US', language: 'en' } } : {};
+    return { status: 200, body: { sub, ...profile } };
+  }
+
   // ---- the server --------------------------------------------------------------------------------
 
   function send(res: ServerResponse, answer: Answer): void {
@@ -620,7 +630,8 @@ export async function startLinkedInSim(options: LinkedInSimOptions = {}): Promis
         }
         const { member, scopes } = authenticate(req);
         log.member = member;
-        requireRestHeaders(req);
+        // /v2/userinfo is the unversioned OpenID endpoint: no LinkedIn-Version.
+        if (route !== 'userinfo') requireRestHeaders(req);
         if (fault?.kind === 'rateLimit') {
           throw new SimError({
             ...restError(429, 'TOO_MANY_REQUESTS', fault.retryAfterSeconds === undefined ? 'Resource level throttle APPLICATION DAY limit for calls to this resource is reached.' : 'Too many requests', 101),
@@ -644,6 +655,10 @@ export async function startLinkedInSim(options: LinkedInSimOptions = {}): Promis
           case 'find':
             log.bytes = await drain(req);
             answer = findRoute(url, member, scopes);
+            break;
+          case 'userinfo':
+            log.bytes = await drain(req);
+            answer = userinfoRoute(member, scopes);
             break;
         }
       }

@@ -11,7 +11,9 @@
  *   `Content-Length`, starting exactly at the persisted offset, a multiple of 256 KiB except the last,
  *   one at a time; `bytes * /total` queries answered 308 + Range or with the finished video;
  *   404 for an expired session;
- * - processing: `uploadStatus` stays `uploaded` for a number of polls, then `processed` or a failure.
+ * - processing: `uploadStatus` stays `uploaded` for a number of polls, then `processed` or a failure;
+ * - `channels.list` (`part`, one filter such as `mine=true`, a read scope, 1 quota unit), the daily
+ *   account check's read.
  *
  * Bodies are streamed and hashed as they arrive (never more than one chunk in flight, none of it
  * buffered). A connection cut mid-chunk keeps what arrived up to the last whole 256 KiB, as Google
@@ -32,11 +34,13 @@ export const SCOPES = {
 const UPLOAD_SCOPES = [SCOPES.upload, SCOPES.youtube, SCOPES.forceSsl, `${SCOPE}youtubepartner`];
 const READ_SCOPES = [SCOPES.readonly, SCOPES.youtube, SCOPES.forceSsl, `${SCOPE}youtubepartner`];
 const WRITABLE_PARTS = new Set(['snippet', 'status', 'recordingDetails', 'localizations']);
+const CHANNEL_PARTS = new Set(['id', 'snippet', 'contentDetails', 'statistics', 'status', 'brandingSettings', 'topicDetails', 'localizations', 'contentOwnerDetails', 'auditDetails']);
+const CHANNEL_FILTERS = ['categoryId', 'forHandle', 'forUsername', 'id', 'managedByMe', 'mine'];
 const READABLE_PARTS = new Set(['id', 'snippet', 'status', 'processingDetails', 'contentDetails', 'statistics', 'fileDetails', 'player', 'topicDetails', 'recordingDetails', 'localizations', 'liveStreamingDetails', 'suggestions']);
 const CATEGORY_IDS = new Set(['1', '2', '10', '15', '17', '19', '20', '22', '23', '24', '25', '26', '27', '28', '29']);
 const MAX_JSON_BYTES = 64 * 1024;
 
-export type SimOp = 'token' | 'insert' | 'chunk' | 'query' | 'list' | 'other';
+export type SimOp = 'token' | 'insert' | 'chunk' | 'query' | 'list' | 'channels' | 'other';
 
 export type Fault =
   /** Answer this instead of handling the request. */
@@ -325,6 +329,7 @@ export async function startYoutubeSim(config: YoutubeSimOptions = {}): Promise<Y
       const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(range);
       if (m) final = Number(m[2]) === Number(m[3]) - 1;
     } else if (path === '/youtube/v3/videos' && req.method === 'GET') op = 'list';
+    else if (path === '/youtube/v3/channels' && req.method === 'GET') op = 'channels';
     return { op, method: req.method ?? '', path, query: url.searchParams, headers: req.headers, final, sessionId };
   }
 
@@ -663,6 +668,31 @@ export async function startYoutubeSim(config: YoutubeSimOptions = {}): Promise<Y
     return [200, { kind: 'youtube#videoListResponse', etag: randomId(8), pageInfo: { totalResults: items.length, resultsPerPage: items.length }, items }];
   }
 
+  // --- channels.list ----------------------------------------------------------------------
+
+  async function handleChannels(req: IncomingMessage, url: URL, entry: LoggedRequest): Promise<[number, unknown]> {
+    const token = authenticate(req, READ_SCOPES);
+    await drain(req, entry);
+    const partParam = url.searchParams.get('part');
+    if (!partParam) throw fail(400, 'required', 'Required parameter: part', { location: 'part' });
+    const parts = partParam.split(',').map((p) => p.trim());
+    for (const part of parts) if (!CHANNEL_PARTS.has(part)) throw fail(400, 'unknownPart', `'${part}'`, { location: 'part' });
+    const filters = CHANNEL_FILTERS.filter((f) => url.searchParams.has(f));
+    if (filters.length !== 1) {
+      throw fail(400, filters.length === 0 ? 'missingRequiredParameter' : 'incompatibleParameters', `Expected exactly one of: ${CHANNEL_FILTERS.join(', ')}.`, { domain: 'youtube.parameter', location: 'parameters.' });
+    }
+    if (filters[0] !== 'mine') throw fail(400, 'invalidParameter', `This simulator only answers mine=true (got ${filters[0]}).`, { location: filters[0] });
+    if (url.searchParams.get('mine') !== 'true') throw fail(400, 'invalidParameter', 'Invalid boolean value for mine.', { location: 'mine' });
+    if (quota.units >= options.unitsPerDay) throw new HttpFailure(403, ERRORS.quotaExceeded().body);
+    quota.units += 1;
+    const channelId = users.get(token.userId)?.channelId ?? null;
+    // A Google account without a channel answers 200 with no items.
+    const items = channelId === null ? [] : [{ kind: 'youtube#channel', etag: randomId(8), id: channelId }];
+    const body: Record<string, unknown> = { kind: 'youtube#channelListResponse', etag: randomId(8), pageInfo: { totalResults: items.length, resultsPerPage: 5 } };
+    if (items.length > 0) body.items = items;
+    return [200, body];
+  }
+
   // --- dispatch ---------------------------------------------------------------------------
 
   function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -717,6 +747,9 @@ export async function startYoutubeSim(config: YoutubeSimOptions = {}): Promise<Y
           break;
         case 'list':
           result = await handleList(req, url, entry);
+          break;
+        case 'channels':
+          result = await handleChannels(req, url, entry);
           break;
         default:
           await drain(req, entry);

@@ -594,6 +594,16 @@ export function createFacebookAdapter(overrides: FacebookOptions = {}): Platform
       return outcome(deps, remoteId, await readStatus(deps, creds.pageAccessToken, remoteId));
     },
     refresh,
+    /**
+     * The Page read with the Page token, the token every publish uses. A refused Page token is
+     * retryable auth: the forced refresh derives a new one from the user token, and only a dead user
+     * login ends in re-linking.
+     */
+    async validate(credentials, deps) {
+      const creds = parseCredentials(credentials);
+      if (!creds.pageAccessToken) throw new PublishError('auth', `${LABEL} has no Page token.`, { retryable: true, detail: 'no Page token yet' });
+      await call<unknown>(deps, graphUrl(deps, creds.pageId, { fields: 'id', access_token: creds.pageAccessToken }), { method: 'GET' }, { safeToRepeat: true });
+    },
   };
 }
 

@@ -233,6 +233,19 @@ export function createInstagramAdapter(overrides: InstagramOptions = {}): Platfo
     return { credentials: next, expiresAt: nextExpiry };
   }
 
+  /**
+   * One profile read on the login's own host: `/me?fields=user_id,username` for Instagram Login,
+   * the Instagram account node `/{ig-user-id}?fields=id,username` for Facebook Login (its token is
+   * a Facebook user's, so `/me` there would be that person; `/me?fields=id` is the fallback for
+   * credentials stored without the id).
+   */
+  async function validate(credentials: Credentials, deps: PlatformDeps): Promise<void> {
+    const creds = parseCredentials(credentials);
+    const target: GraphTarget = { base: baseOf(deps, creds), version: options.version, token: creds.accessToken, timeoutMs: options.requestTimeoutMs, context };
+    const [path, fields] = creds.loginType === 'instagram' ? ['me', 'user_id,username'] : creds.userId ? [creds.userId, 'id,username'] : ['me', 'id'];
+    await graphCall<unknown>(deps, target, 'GET', path, { fields }, { safeToRepeat: true });
+  }
+
   const step = async (input: PublishInput, deps: PlatformDeps) => advanceContainer(platformFor(prepare(input)), input, deps);
   return {
     spec: SPEC,
@@ -241,6 +254,7 @@ export function createInstagramAdapter(overrides: InstagramOptions = {}): Platfo
     // once, as publish does, because the post can only be made after processing.
     check: (_remoteId, input, deps) => step(input, deps),
     refresh,
+    validate,
   };
 }
 

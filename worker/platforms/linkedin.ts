@@ -416,6 +416,23 @@ export function createLinkedInAdapter(overrides: LinkedInOptions = {}): Platform
     return { credentials: next, expiresAt: nextExpiry };
   }
 
+  // ---- the daily check ---------------------------------------------------------------------------
+
+  /**
+   * `GET /v2/userinfo` (OpenID; linking asks for `openid profile`). It is not a versioned `/rest`
+   * resource. LinkedIn checks the token before the scope, so a 403 for a login linked without
+   * `openid` still shows that the token works; only 401 says it does not.
+   */
+  async function validate(credentials: Credentials, deps: PlatformDeps): Promise<void> {
+    const creds = parseCredentials(credentials);
+    try {
+      await call<unknown>(deps, `${configured(deps, 'api', 'LINKEDIN_API_URL')}/v2/userinfo`, { method: 'GET', headers: { authorization: `Bearer ${creds.accessToken}` } }, { safeToRepeat: true });
+    } catch (error) {
+      if (!(error instanceof PublishError && error.status === 403)) throw error;
+      deps.log.debug({ platform: SPEC.id, detail: error.detail }, 'linkedin userinfo refused for scope; the token itself was accepted');
+    }
+  }
+
   // ---- one publish run ---------------------------------------------------------------------------
 
   interface Run {
@@ -804,6 +821,7 @@ export function createLinkedInAdapter(overrides: LinkedInOptions = {}): Platform
      */
     check: (_remoteId, input, deps) => advance(input, deps),
     refresh,
+    validate,
   };
 }
 

@@ -163,6 +163,12 @@ export function createThreadsAdapter(overrides: ThreadsOptions = {}): PlatformAd
     // exactly once, as publish does.
     check: (_remoteId, input, deps) => step(input, deps),
     refresh,
+    // The daily check: the cheapest read there is, the token's own user id.
+    validate: async (credentials, deps) => {
+      const creds = parseCredentials(credentials);
+      const target: GraphTarget = { base: baseOf(deps), version: options.version, token: creds.accessToken, timeoutMs: options.requestTimeoutMs, context };
+      await graphCall<unknown>(deps, target, 'GET', 'me', { fields: 'id' }, { safeToRepeat: true });
+    },
   };
 }
 

@@ -228,6 +228,13 @@ class ResumeIncomplete extends PublishError {
 /** A 404/410 from the session: it expired or never existed; the upload must start over. */
 class SessionGone extends PublishError {}
 
+/** A 403 for a missing scope on a read: the token itself was accepted. */
+class ScopeShort extends PublishError {
+  constructor(reason: string) {
+    super('auth', `${LABEL} answered 403 ${reason}`, { status: 403, retryable: false, detail: reason });
+  }
+}
+
 function uploadedOffset(headers: Headers): number {
   const range = headers.get('range');
   if (!range) return 0;
@@ -695,7 +702,29 @@ export function createYoutubeAdapter(overrides: YoutubeOptions = {}): PlatformAd
     return videoResult(input, deps, parseCredentials(input.credentials), remoteId);
   }
 
-  return { spec: SPEC, publish, check, refresh };
+  /** Google checks the token before the scope: a scope refusal proves the login works. */
+  const scopeShort: SpecialMap = (status, body) => {
+    const { reason } = googleError(body);
+    return status === 403 && (reason === 'insufficientPermissions' || reason === 'ACCESS_TOKEN_SCOPE_INSUFFICIENT') ? new ScopeShort(reason) : undefined;
+  };
+
+  /**
+   * `channels.list?part=id&mine=true`, 1 quota unit. It needs a read scope; an account linked with
+   * youtube.upload alone is refused 403 for scope, not 401, so that still counts as a working login.
+   */
+  async function validate(credentials: Credentials, deps: PlatformDeps): Promise<void> {
+    const creds = parseCredentials(credentials);
+    const url = new URL(`${urlOf(deps, 'api')}/youtube/v3/channels`);
+    url.searchParams.set('part', 'id');
+    url.searchParams.set('mine', 'true');
+    try {
+      await call<unknown>(deps, url.toString(), { method: 'GET', headers: { authorization: `Bearer ${creds.accessToken}` } }, scopeShort, { safeToRepeat: true });
+    } catch (error) {
+      if (!(error instanceof ScopeShort)) throw error;
+    }
+  }
+
+  return { spec: SPEC, publish, check, refresh, validate };
 }
 
 export const youtube: PlatformAdapter = createYoutubeAdapter();

@@ -521,3 +521,37 @@ test('a 200 MB file publishes from a process with a 64 MB heap: the upload strea
     assert.equal(sim.videos[0]!.finishCalls, 1);
   });
 });
+
+test('validate: the Page read with the Page token; a stale Page token is retryable (refresh derives a new one), a revoked login is not', async () => {
+  await withSim({}, async (sim) => {
+    assert.ok(fast.validate);
+    const page = sim.addPage();
+    const deps = makeDeps(sim);
+    await fast.validate(credentialsOf(page), deps);
+    assert.deepEqual(sim.requests.filter((r) => r.route === 'pageRead').map((r) => [r.method, r.status]), [['GET', 200]]);
+
+    const none = await rejectsWith(fast.validate(credentialsOf(page, { pageAccessToken: undefined }), deps));
+    assert.deepEqual([none.code, none.retryable], ['auth', true]);
+    assert.equal(sim.count('pageRead'), 1, 'no Page token: nothing sent');
+
+    const stale = credentialsOf(page);
+    sim.expirePageToken(page);
+    const expired = await rejectsWith(fast.validate(stale, deps));
+    assert.deepEqual([expired.code, expired.retryable, expired.status], ['auth', true, 401]);
+    const refreshed = await fast.refresh!(stale, deps, { force: true });
+    await fast.validate(refreshed!.credentials, deps);
+
+    sim.revokeUser(page);
+    const revoked = await rejectsWith(fast.validate(refreshed!.credentials, deps));
+    assert.deepEqual([revoked.code, revoked.retryable], ['auth', true]);
+    const dead = await rejectsWith(fast.refresh!(refreshed!.credentials, deps, { force: true }));
+    assert.deepEqual([dead.code, dead.retryable], ['auth', false], 'the forced refresh is where re-linking is decided');
+    assert.deepEqual(sim.requests.filter((r) => r.route === 'pageRead').map((r) => r.status), [200, 401, 200, 401]);
+
+    const other = sim.addPage();
+    const read = (fields: string, token: string) => fetch(`${sim.url}/${SIM_VERSION}/${other.pageId}?fields=${fields}&access_token=${token}`);
+    assert.equal((await read('id,name', other.userToken)).status, 200, 'a user token managing the Page may read it');
+    assert.equal((await read('id', page.pageToken)).status, 401, "another Page's token");
+    assert.equal((await read('id,fan_secret', other.pageToken)).status, 400, 'an unknown field');
+  });
+});

@@ -886,3 +886,41 @@ async function publishBigFile(host: 'ig' | 'fb'): Promise<void> {
 for (const host of ['ig', 'fb'] as const) {
   test(`a 200 MB file publishes from a process with a 64 MB heap (${host === 'ig' ? 'fetched from the link' : 'resumable upload'}): nothing is buffered`, () => publishBigFile(host));
 }
+
+test('validate: one profile read on the login\'s own host; revoked and expired tokens are auth, and the simulator refuses what Graph refuses', async () => {
+  await withSim({}, async (sim) => {
+    assert.ok(adapter.validate);
+    const deps = makeDeps(sim);
+    const last = () => sim.log.at(-1)!;
+    const ig = sim.addUser({ host: 'ig' });
+    await adapter.validate(credentialsOf(ig), deps);
+    assert.deepEqual([last().host, last().route, last().path, last().status], ['ig', 'user', '/v23.0/me', 200]);
+    const fb = sim.addUser({ host: 'fb' });
+    await adapter.validate(credentialsOf(fb), deps);
+    assert.deepEqual([last().host, last().route, last().path, last().status], ['fb', 'user', `/v23.0/${fb.userId}`, 200]);
+    await adapter.validate(credentialsOf(fb, { userId: undefined }), deps);
+    assert.deepEqual([last().host, last().path, last().status], ['fb', '/v23.0/me', 200]);
+
+    const revoked = sim.addUser({ host: 'ig' });
+    sim.revoke(revoked.accessToken);
+    let error = await rejectsWith(adapter.validate(credentialsOf(revoked), deps));
+    assert.deepEqual([error.code, error.retryable, last().status], ['auth', false, 400]);
+    const expired = sim.addUser({ host: 'fb', ageMs: 61 * DAY });
+    error = await rejectsWith(adapter.validate(credentialsOf(expired), deps));
+    assert.deepEqual([error.code, error.retryable], ['auth', true], 'an expired session: the daily check forces a refresh');
+    error = await rejectsWith(adapter.validate(credentialsOf(fb, { accessToken: ig.accessToken }), deps));
+    assert.equal(error.code, 'auth', "the other login's token is not accepted");
+    const noBasic = sim.addUser({ host: 'ig', scope: 'instagram_business_content_publish' });
+    error = await rejectsWith(adapter.validate(credentialsOf(noBasic), deps));
+    assert.deepEqual([error.code, error.retryable], ['auth', false]);
+    assert.equal(sim.count('user'), 7);
+
+    const get = async (host: 'ig' | 'fb', path: string, token: string) => {
+      const response = await fetch(`${sim.urls[host]}/v23.0/${path}${path.includes('?') ? '&' : '?'}access_token=${token}`);
+      return { status: response.status, code: ((await response.json()) as { error?: { code?: number } }).error?.code };
+    };
+    assert.deepEqual(await get('ig', 'me?fields=user_id,followers_secret', ig.accessToken), { status: 400, code: 100 });
+    assert.deepEqual(await get('fb', `${ig.userId}?fields=id`, fb.accessToken), { status: 400, code: 100 }, "another account's node");
+    assert.deepEqual(await get('fb', `${fb.userId}?fields=id,username`, 'EAABforged'), { status: 400, code: 190 });
+  });
+});

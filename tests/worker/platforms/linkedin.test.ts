@@ -817,3 +817,49 @@ test('a 200 MB file publishes from a process with a 64 MB heap: the parts stream
     assert.equal(sim.posts.length, 1);
   });
 });
+
+test('validate: GET /v2/userinfo with the bearer token; expired is retryable auth, revoked is re-linking, no openid still proves the login', async () => {
+  await withSim({}, async (sim) => {
+    assert.ok(linkedin.validate);
+    const member = sim.addMember();
+    await linkedin.validate(credentialsOf(member), makeDeps(sim));
+    const read = sim.requests.at(-1)!;
+    assert.deepEqual([read.route, read.method, read.status, read.member], ['userinfo', 'GET', 200, member.personUrn]);
+
+    const writeOnly = sim.addMember({ scopes: ['w_member_social'] });
+    await linkedin.validate(credentialsOf(writeOnly), makeDeps(sim));
+    assert.equal(sim.requests.at(-1)!.status, 403, 'refused for scope only: the token was accepted');
+
+    const expiring = sim.addMember();
+    sim.expireAccessToken(expiring.accessToken);
+    await rejectsWith(linkedin.validate(credentialsOf(expiring), makeDeps(sim)), (error) => assert.deepEqual([error.code, error.retryable, error.status], ['auth', true, 401]));
+    const revoked = sim.addMember();
+    sim.revokeAccessToken(revoked.accessToken);
+    await rejectsWith(linkedin.validate(credentialsOf(revoked), makeDeps(sim)), (error) => assert.deepEqual([error.code, error.retryable, error.status], ['auth', false, 401]));
+    await rejectsWith(linkedin.validate(credentialsOf(member, { accessToken: 'AQVforged' }), makeDeps(sim)), (error) => assert.deepEqual([error.code, error.status], ['auth', 401]));
+    sim.fault({ route: 'userinfo', kind: 'respond', status: 503 });
+    await rejectsWith(linkedin.validate(credentialsOf(member), makeDeps(sim)), (error) => assert.equal(error.code, 'unavailable'));
+    assert.equal(sim.count('userinfo'), 6);
+  });
+});
+
+test('the simulator answers userinfo as OpenID does: sub always, name with profile, no LinkedIn-Version needed', async () => {
+  await withSim({}, async (sim) => {
+    const get = async (token: string) => {
+      const response = await fetch(`${sim.url}/v2/userinfo`, { headers: { authorization: `Bearer ${token}` } });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    const member = sim.addMember();
+    const ok = await get(member.accessToken);
+    assert.equal(ok.status, 200);
+    assert.equal(`urn:li:person:${String(ok.body.sub)}`, member.personUrn);
+    assert.equal(typeof ok.body.name, 'string');
+    const bare = await get(sim.addMember({ scopes: ['openid', 'w_member_social'] }).accessToken);
+    assert.equal(bare.status, 200);
+    assert.equal(bare.body.name, undefined);
+    const noOpenid = await get(sim.addMember({ scopes: ['w_member_social'] }).accessToken);
+    assert.deepEqual([noOpenid.status, noOpenid.body.code], [403, 'ACCESS_DENIED']);
+    const forged = await get('AQVforged');
+    assert.deepEqual([forged.status, forged.body.code, forged.body.serviceErrorCode], [401, 'INVALID_ACCESS_TOKEN', 65600]);
+  });
+});

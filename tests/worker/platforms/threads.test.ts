@@ -463,3 +463,28 @@ test('a 200 MB file publishes from a process with a 64 MB heap: nothing is buffe
   assert.equal(report.sha256, sha256);
   assert.equal(report.posts, 1);
 });
+
+test('validate: GET /v1.0/me?fields=id; revoked is re-linking, expired is a retryable auth error, a forged token is refused', async () => {
+  await withSim({}, async (sim) => {
+    assert.ok(adapter.validate);
+    const deps = makeDeps(sim);
+    const user = sim.addUser({ host: 'threads' });
+    await adapter.validate(credentialsOf(user), deps);
+    const read = sim.log.at(-1)!;
+    assert.deepEqual([read.host, read.route, read.method, read.path, read.status], ['threads', 'user', 'GET', '/v1.0/me', 200]);
+
+    const revoked = sim.addUser({ host: 'threads' });
+    sim.revoke(revoked.accessToken);
+    let error = await rejectsWith(adapter.validate(credentialsOf(revoked), deps));
+    assert.deepEqual([error.code, error.retryable, error.status], ['auth', false, 400]);
+    const expired = sim.addUser({ host: 'threads', ageMs: 61 * DAY });
+    error = await rejectsWith(adapter.validate(credentialsOf(expired), deps));
+    assert.deepEqual([error.code, error.retryable], ['auth', true]);
+    error = await rejectsWith(adapter.validate(credentialsOf(user, { accessToken: sim.addUser({ host: 'ig' }).accessToken }), deps));
+    assert.equal(error.code, 'auth', 'an Instagram token is not a Threads token');
+    assert.equal(sim.count('user', 'threads'), 4);
+
+    const response = await fetch(`${sim.urls.threads}/v1.0/me?fields=id,user_id&access_token=${user.accessToken}`);
+    assert.equal(response.status, 400, 'a field the Threads user node lacks');
+  });
+});

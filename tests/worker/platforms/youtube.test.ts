@@ -926,3 +926,49 @@ test('memory: a 200 MB file is streamed from a child with a 64 MB heap', async (
     await rm(file, { force: true });
   }
 });
+
+test('validate: channels.list?mine=true with the stored token; refused tokens are auth, a scope refusal still proves the login', async () => {
+  assert.ok(adapter.validate);
+  const account = sim.addAccount();
+  const units = sim.quota.units;
+  let mark = sim.requests.length;
+  await adapter.validate(account, makeDeps());
+  const [read] = since(mark).of('channels');
+  assert.equal(read?.status, 200);
+  assert.equal(read?.method, 'GET');
+  assert.equal(sim.quota.units, units + 1, 'one quota unit');
+
+  // Upload-only links are refused for scope (403), which Google checks after the token itself.
+  const uploadOnly = sim.addAccount({ scopes: [SCOPES.upload] });
+  mark = sim.requests.length;
+  await adapter.validate(uploadOnly, makeDeps());
+  assert.equal(since(mark).of('channels')[0]?.reason, 'insufficientPermissions');
+
+  // Expired: retryable, so the daily check forces a refresh; unknown tokens likewise.
+  sim.expireAccessToken(account.accessToken);
+  mark = sim.requests.length;
+  await rejectsWith(adapter.validate(account, makeDeps()), { code: 'auth', retryable: true });
+  assert.equal(since(mark).of('channels')[0]?.status, 401);
+  await rejectsWith(adapter.validate({ ...account, accessToken: 'ya29.forged' }, makeDeps()), { code: 'auth', retryable: true });
+  await rejectsWith(adapter.validate({ scope: '' }, makeDeps()), { code: 'auth', retryable: false, detail: 'stored credentials are incomplete' });
+
+  sim.inject('channels', ERRORS.quotaExceeded());
+  await rejectsWith(adapter.validate(sim.addAccount(), makeDeps()), { code: 'rate_limited' });
+});
+
+test('simulator: channels.list needs a part, exactly one filter and a read scope', async () => {
+  const account = sim.addAccount();
+  const get = async (query: string, token = account.accessToken) => {
+    const response = await fetch(`${sim.urls.api}/youtube/v3/channels?${query}`, { headers: { authorization: `Bearer ${token}` } });
+    return { status: response.status, reason: await reason(response) };
+  };
+  assert.deepEqual(await get('mine=true'), { status: 400, reason: 'required' });
+  assert.deepEqual(await get('part=id'), { status: 400, reason: 'missingRequiredParameter' });
+  assert.deepEqual(await get('part=id&mine=true&id=UCx'), { status: 400, reason: 'incompatibleParameters' });
+  assert.deepEqual(await get('part=bogus&mine=true'), { status: 400, reason: 'unknownPart' });
+  assert.deepEqual(await get('part=id&mine=true', 'ya29.nope'), { status: 401, reason: 'authError' });
+  const noChannel = sim.addAccount({ channel: false });
+  const response = await fetch(`${sim.urls.api}/youtube/v3/channels?part=id&mine=true`, { headers: { authorization: `Bearer ${noChannel.accessToken}` } });
+  assert.equal(response.status, 200);
+  assert.deepEqual(((await response.json()) as { items?: unknown[] }).items, undefined, 'no channel: no items');
+});
