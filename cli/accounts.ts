@@ -1,6 +1,6 @@
 /** `reelay accounts add|list|link|remove`. */
 import { listAccounts, upsertAccount } from '../core/accounts.ts';
-import { createLinkRequest, unlinkAccount } from '../core/linking.ts';
+import { createLinkRequest, linkLabel, unlinkAccount } from '../core/linking.ts';
 import { PLATFORM_IDS, PLATFORM_SPECS, type PlatformId } from '../core/platforms.ts';
 import { parseTargets } from '../core/targets.ts';
 import type { Context } from '../core/context.ts';
@@ -61,11 +61,12 @@ function oneTarget(text: string): { platform: PlatformId; handle: string | null 
 }
 
 /** `reelay accounts link PLATFORM`: the same one-time link /link sends, for the browser. */
-export async function accountsLink(ctx: Context, platformName: string, options: { workspace: string }, io: CommandIo): Promise<number> {
+export async function accountsLink(ctx: Context, platformName: string, options: { workspace: string; via?: string }, io: CommandIo): Promise<number> {
   const { platform } = oneTarget(platformName);
+  const via = options.via === undefined ? null : oneTarget(options.via).platform;
   await ensureWorkspace(ctx.pool, options.workspace, ctx.config.defaults.timeZone);
-  const link = await createLinkRequest(ctx, { workspaceId: options.workspace, memberId: 'cli', platform, chat: null });
-  io.out(MESSAGES.linkPrivateText(PLATFORM_SPECS[platform].label, link.url, options.workspace));
+  const link = await createLinkRequest(ctx, { workspaceId: options.workspace, memberId: 'cli', platform, via, chat: null });
+  io.out(MESSAGES.linkPrivateText(linkLabel(platform, via), link.url, options.workspace));
   io.out(MESSAGES.cliLinkOpen());
   return 0;
 }

@@ -78,8 +78,9 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .command('link')
     .description('print a one-time link (10 minutes) that links an account through the platform\'s sign-in (needs PUBLIC_BASE_URL)')
     .argument('<platform>', 'a platform with OAuth linking set up (client id and secret), or bluesky')
+    .option('--via <platform>', "link through another platform's sign-in: instagram --via facebook (Facebook Login, an Instagram account connected to a Page)")
     .addOption(workspaceOption())
-    .action((platform: string, options: { workspace: string }) => run(withContext(config(), 'warn', (ctx) => accountsLink(ctx, platform, options, io))));
+    .action((platform: string, options: { workspace: string; via?: string }) => run(withContext(config(), 'warn', (ctx) => accountsLink(ctx, platform, options, io))));
   accounts
     .command('remove')
     .description('unlink an account: its token is revoked where the platform offers that; its posts are kept')

@@ -104,7 +104,10 @@ export const MESSAGES = {
   usageStatus: () => 'Usage: /status ID, or /status ID PLATFORM LINK to record a post you made by hand.',
   usageReschedule: () => 'Usage: /reschedule ID WHEN, e.g. /reschedule 1a2b3c4d tomorrow 6pm',
   usageEdit: () => 'Usage: /edit ID, then the new caption on the following lines.',
-  usageLink: (known: readonly string[]) => `Say which platform: /link PLATFORM (one of ${known.join(', ')}).`,
+  usageLink: (known: readonly string[]) => `Say which platform: /link PLATFORM (one of ${known.join(', ')}). Instagram through Facebook Login: /link instagram via facebook.`,
+  linkViaUnsupported: (label: string, viaLabel: string, platform: string) => `${label} cannot be linked through ${viaLabel} sign-in. Send /link ${platform} alone.`,
+  /** A platform linked through another's sign-in, as linking messages name it. */
+  linkViaLabel: (label: string, viaLabel: string) => `${label} (through ${viaLabel})`,
   cancelledPost: (id: string) => `Cancelled post ${id}.`,
   rescheduled: (id: string, when: string) => `Post ${id} is now scheduled for ${when}.`,
   edited: (id: string) => `Caption of post ${id} updated.`,
@@ -199,6 +202,8 @@ export const MESSAGES = {
     'REELAY_SECRET_KEY is not set. Generate one with: node -e "console.log(require(\'crypto\').randomBytes(32).toString(\'base64\'))"',
   // YouTube details, shown after "YouTube refused the post:" / "YouTube rejected the video:".
   facebookNoPage: () => 'this Facebook login manages no Page Reelay may post to. Make sure you chose at least one Page on the consent screen (and have the Create content task on it).',
+  instagramNoPageAccount: () =>
+    'None of the Facebook Pages this login manages has an Instagram professional account connected. Connect the Instagram account to a Page (in the Page settings: Linked accounts), choose that Page on the consent screen, then send /link instagram via facebook again.',
   youtubeNoChannel: () => 'the linked Google account has no YouTube channel yet. Create one on youtube.com, then retry the post.',
   youtubeUploadLimit: () => 'the channel has reached its daily upload limit. Retry the post in 24 hours.',
   youtubeForbidden: () => 'the linked account may not upload to this channel. Check its permissions in YouTube Studio.',

@@ -14,7 +14,7 @@ import { withTransaction } from './db.ts';
 import { sendPublish } from './jobs.ts';
 import { setJob } from './posts.ts';
 import { MESSAGES, UserError } from './errors.ts';
-import { credentialsFrom, LinkProblem, missingScopes, OAUTH_PLATFORMS, oauthClient, type Identity, type OAuthPlatform, type TokenResponse } from './oauth.ts';
+import { credentialsFrom, LinkProblem, missingScopes, OAUTH_PLATFORMS, OAUTH_VARIANTS, oauthClient, oauthSpec, type Identity, type OAuthPlatform, type TokenResponse } from './oauth.ts';
 import { PLATFORM_SPECS, type Credentials, type PlatformId } from './platforms.ts';
 
 export const LINK_TTL_MS = 10 * 60_000;
@@ -25,14 +25,31 @@ export interface LinkRequestRow {
   workspace_id: string;
   member_id: string;
   platform: PlatformId;
+  /** Linked through this platform's sign-in (Instagram through Facebook Login); null: its own. */
+  via: PlatformId | null;
   chat: string | null;
   verifier: Buffer | null;
 }
 
 /** Whether Reelay can link this platform from chat (an OAuth client, or Bluesky's form). */
-export function linkable(ctx: Context, platform: PlatformId): boolean {
-  if (platform === 'bluesky') return true;
-  return OAUTH_PLATFORMS[platform] !== undefined && ctx.config.platforms[platform].client !== null;
+export function linkable(ctx: Context, platform: PlatformId, via: PlatformId | null = null): boolean {
+  if (platform === 'bluesky' && via === null) return true;
+  const spec = oauthSpec(platform, via);
+  return spec !== undefined && ctx.config.platforms[spec.app ?? spec.id].client !== null;
+}
+
+/** How linking messages name the platform: "Instagram", or "Instagram (through Facebook)". */
+export function linkLabel(platform: PlatformId, via: PlatformId | null): string {
+  const label = PLATFORM_SPECS[platform].label;
+  return via === null ? label : MESSAGES.linkViaLabel(label, PLATFORM_SPECS[via].label);
+}
+
+/** The sign-in an account was linked with (for re-linking it the same way): null for the platform's own. */
+export function linkedVia(platform: PlatformId, credentials: Credentials): PlatformId | null {
+  for (const [via, spec] of Object.entries(OAUTH_VARIANTS[platform] ?? {}) as Array<[PlatformId, OAuthPlatform]>) {
+    if (spec.linkedWith?.(credentials)) return via;
+  }
+  return null;
 }
 
 export function redirectUri(ctx: Context, platform: PlatformId): string {
@@ -40,30 +57,36 @@ export function redirectUri(ctx: Context, platform: PlatformId): string {
 }
 
 /** The one-time link for `/link PLATFORM`; refused with the reason when linking cannot work. */
-export async function createLinkRequest(ctx: Context, request: { workspaceId: string; memberId: string; platform: PlatformId; chat: string | null }): Promise<{ url: string; expiresAt: Date }> {
+export async function createLinkRequest(
+  ctx: Context,
+  request: { workspaceId: string; memberId: string; platform: PlatformId; via?: PlatformId | null; chat: string | null },
+): Promise<{ url: string; expiresAt: Date }> {
+  const via = request.via ?? null;
   const label = PLATFORM_SPECS[request.platform].label;
   if (!ctx.config.http.publicBaseUrl) throw new UserError(MESSAGES.linkNeedsPublicUrl());
+  if (via !== null && !oauthSpec(request.platform, via)) throw new UserError(MESSAGES.linkViaUnsupported(label, PLATFORM_SPECS[via].label, request.platform));
   if (request.platform !== 'bluesky' && !OAUTH_PLATFORMS[request.platform]) throw new UserError(MESSAGES.linkNotSupported(label, request.platform, request.workspaceId));
-  if (!linkable(ctx, request.platform)) throw new UserError(MESSAGES.linkNoClient(label));
+  if (!linkable(ctx, request.platform, via)) throw new UserError(MESSAGES.linkNoClient(via === null ? label : PLATFORM_SPECS[via].label));
   const token = randomBytes(24).toString('base64url');
   const expiresAt = new Date(ctx.now() + LINK_TTL_MS);
   await ctx.pool.query(
-    `INSERT INTO link_requests (token_hash, workspace_id, member_id, platform, chat, expires_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-    [hash(token), request.workspaceId, request.memberId, request.platform, request.chat, expiresAt],
+    `INSERT INTO link_requests (token_hash, workspace_id, member_id, platform, via, chat, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+    [hash(token), request.workspaceId, request.memberId, request.platform, via, request.chat, expiresAt],
   );
   return { url: `${ctx.config.http.publicBaseUrl.replace(/\/+$/, '')}/link/${token}`, expiresAt };
 }
 
 /** What a one-time link shows: the Bluesky form (not yet consumed), or where to send the browser. */
 export async function openLink(ctx: Context, token: string): Promise<{ kind: 'form'; platform: 'bluesky' } | { kind: 'redirect'; url: string }> {
-  const { rows } = await ctx.pool.query<{ platform: PlatformId }>(
-    `SELECT platform FROM link_requests WHERE token_hash = $1 AND used_at IS NULL AND opened_at IS NULL AND expires_at > $2`,
+  const { rows } = await ctx.pool.query<{ platform: PlatformId; via: PlatformId | null }>(
+    `SELECT platform, via FROM link_requests WHERE token_hash = $1 AND used_at IS NULL AND opened_at IS NULL AND expires_at > $2`,
     [hash(token), new Date(ctx.now())],
   );
   const platform = rows[0]?.platform;
+  const via = rows[0]?.via ?? null;
   if (!platform) throw new UserError(MESSAGES.linkExpired());
-  if (platform === 'bluesky') return { kind: 'form', platform };
-  const spec = OAUTH_PLATFORMS[platform];
+  if (platform === 'bluesky' && via === null) return { kind: 'form', platform };
+  const spec = oauthSpec(platform, via);
   if (!spec) throw new UserError(MESSAGES.linkExpired());
   const state = randomBytes(24).toString('base64url');
   const verifier = spec.pkce ? randomBytes(48).toString('base64url') : null;
@@ -75,7 +98,8 @@ export async function openLink(ctx: Context, token: string): Promise<{ kind: 'fo
   if (opened.rowCount === 0) throw new UserError(MESSAGES.linkExpired());
   const client = oauthClient(spec, ctx.config);
   const url = client.authorizeURL({
-    redirect_uri: redirectUri(ctx, platform),
+    // The sign-in's own callback: Facebook sends the browser back where Facebook Login is registered.
+    redirect_uri: redirectUri(ctx, via ?? platform),
     scope: spec.scopes.join(spec.scopeSeparator),
     state,
     ...(verifier ? { code_challenge: createHash('sha256').update(verifier).digest('base64url'), code_challenge_method: 'S256' } : {}),
@@ -93,13 +117,16 @@ export interface Linked {
   chat: string | null;
 }
 
-/** Consumes a state (or a Bluesky link token): single use, unexpired, for this platform. */
-async function consume(ctx: Context, column: 'state_hash' | 'token_hash', value: string, platform: PlatformId): Promise<LinkRequestRow> {
+/**
+ * Consumes a state (or a Bluesky link token): single use, unexpired, for this sign-in (the
+ * platform whose callback it reached: `via` when the request links through another's login).
+ */
+async function consume(ctx: Context, column: 'state_hash' | 'token_hash', value: string, signIn: PlatformId): Promise<LinkRequestRow> {
   const { rows } = await ctx.pool.query<LinkRequestRow>(
     `UPDATE link_requests SET used_at = $3
-      WHERE ${column} = $1 AND platform = $2 AND used_at IS NULL AND expires_at > $3
-      RETURNING workspace_id, member_id, platform, chat, verifier`,
-    [hash(value), platform, new Date(ctx.now())],
+      WHERE ${column} = $1 AND COALESCE(via, platform) = $2 AND used_at IS NULL AND expires_at > $3
+      RETURNING workspace_id, member_id, platform, via, chat, verifier`,
+    [hash(value), signIn, new Date(ctx.now())],
   );
   const row = rows[0];
   if (!row) throw new UserError(MESSAGES.linkStateInvalid());
@@ -119,17 +146,22 @@ function tokenFailure(error: unknown, label: string): UserError {
   return new UserError(MESSAGES.linkExchangeFailed(label, reason));
 }
 
-/** `/oauth/<platform>/callback`: the code becomes an account. */
-export async function completeOAuth(ctx: Context, platform: PlatformId, query: { code?: string | null; state?: string | null; error?: string | null }): Promise<Linked> {
-  const spec: OAuthPlatform | undefined = OAUTH_PLATFORMS[platform];
-  const label = PLATFORM_SPECS[platform].label;
-  if (!spec || !query.state) throw new UserError(MESSAGES.linkStateInvalid());
-  const request = await consume(ctx, 'state_hash', query.state, platform);
+/**
+ * `/oauth/<sign-in>/callback`: the code becomes an account. The state row says which platform the
+ * account is for, so Facebook's callback can finish an Instagram link made through Facebook Login.
+ */
+export async function completeOAuth(ctx: Context, signIn: PlatformId, query: { code?: string | null; state?: string | null; error?: string | null }): Promise<Linked> {
+  if (!OAUTH_PLATFORMS[signIn] || !query.state) throw new UserError(MESSAGES.linkStateInvalid());
+  const request = await consume(ctx, 'state_hash', query.state, signIn);
+  const platform = request.platform;
+  const spec: OAuthPlatform | undefined = oauthSpec(platform, request.via);
+  const label = linkLabel(platform, request.via);
+  if (!spec) throw new UserError(MESSAGES.linkStateInvalid());
   if (query.error || !query.code) throw new UserError(MESSAGES.linkDenied(label, query.error ?? 'no code'));
   const verifier = request.verifier ? String(ctx.secrets.open(request.verifier)) : null;
   let token: TokenResponse;
   try {
-    const got = await oauthClient(spec, ctx.config).getToken({ code: query.code, redirect_uri: redirectUri(ctx, platform), ...(verifier ? { code_verifier: verifier } : {}) });
+    const got = await oauthClient(spec, ctx.config).getToken({ code: query.code, redirect_uri: redirectUri(ctx, signIn), ...(verifier ? { code_verifier: verifier } : {}) });
     token = got.token as unknown as TokenResponse;
   } catch (error) {
     throw tokenFailure(error, label);

@@ -32,7 +32,10 @@ export interface Identity {
 }
 
 export interface OAuthPlatform {
+  /** The platform the linked accounts belong to. */
   id: PlatformId;
+  /** Whose app (OAuth client) signs in, when it is another platform's (Instagram through Facebook Login). */
+  app?: PlatformId;
   authorizeUrl(config: Config): string;
   tokenUrl(config: Config): string;
   revokeUrl?(config: Config): string;
@@ -49,6 +52,8 @@ export interface OAuthPlatform {
    * (60 days) before anything is stored, or the account would break within the hour.
    */
   longLived?(token: TokenResponse, config: Config, fetchFn: typeof fetch): Promise<TokenResponse>;
+  /** A variant's: whether stored credentials came from this sign-in (a re-link goes the same way). */
+  linkedWith?(credentials: Credentials): boolean;
   /** Usually one account; a Facebook login can bring several Pages, each its own account. */
   identify(accessToken: string, token: TokenResponse, config: Config, fetchFn: typeof fetch, now: number): Promise<Identity | readonly Identity[]>;
 }
@@ -167,7 +172,7 @@ export const OAUTH_PLATFORMS: Partial<Record<PlatformId, OAuthPlatform>> = {
     },
   },
   instagram: {
-    // Instagram Login (no Facebook Page needed); the Facebook Login variant is linked by hand for now.
+    // Instagram Login (no Facebook Page needed); the Facebook Login variant is OAUTH_VARIANTS.instagram.facebook.
     id: 'instagram',
     authorizeUrl: (c) => c.platforms.instagram.urls.authorize!,
     tokenUrl: (c) => c.platforms.instagram.urls.token!,
@@ -232,8 +237,76 @@ export const OAUTH_PLATFORMS: Partial<Record<PlatformId, OAuthPlatform>> = {
   },
 };
 
+const facebookLongLived = OAUTH_PLATFORMS.facebook!.longLived!;
+
+const permissionsSchema = z.object({ data: z.array(z.object({ permission: z.string(), status: z.string() })) });
+
+const pagesWithInstagramSchema = z.object({
+  data: z.array(z.object({
+    id: z.string(),
+    name: z.string().optional(),
+    instagram_business_account: z.object({ id: z.union([z.string(), z.number()]).transform(String), username: z.string().optional() }).optional(),
+  })),
+});
+
+/**
+ * Linking through another platform's sign-in, by account platform and the platform whose login is
+ * used: `/link instagram via facebook`.
+ */
+export const OAUTH_VARIANTS: Partial<Record<PlatformId, Partial<Record<PlatformId, OAuthPlatform>>>> = {
+  instagram: {
+    // Instagram API with Facebook Login (reference §2): an Instagram professional account connected
+    // to a Facebook Page, published on graph.facebook.com with the long-lived *user* token (the IG
+    // calls take the user token; the adapter re-exchanges it with fb_exchange_token before it ends).
+    facebook: {
+      id: 'instagram',
+      app: 'facebook',
+      authorizeUrl: (c) => c.platforms.facebook.urls.authorize!,
+      tokenUrl: (c) => `${api(c, 'facebook', 'graph')}/${FB_VERSION}/oauth/access_token`,
+      scopes: ['instagram_basic', 'instagram_content_publish', 'pages_read_engagement', 'pages_show_list'],
+      scopeSeparator: ',',
+      pkce: false,
+      clientAuth: 'body',
+      linkedWith: (credentials) => credentials.loginType === 'facebook',
+      // Facebook's token answers do not say what was granted (the person can untick permissions on
+      // the consent page); /me/permissions does, so a missing one is named before anything is stored.
+      longLived: async (short, c, fetchFn) => {
+        const long = await facebookLongLived(short, c, fetchFn);
+        const permissions = await getGraph(fetchFn, `${api(c, 'facebook', 'graph')}/${FB_VERSION}/me/permissions`, { access_token: long.access_token }, permissionsSchema);
+        const granted = permissions.data.filter((p) => p.status === 'granted').map((p) => p.permission);
+        return { ...long, scope: granted.join(',') };
+      },
+      // No Page tokens are asked for: Instagram's calls take the user token, so none is kept.
+      identify: async (token, _response, c, fetchFn, now) => {
+        const pages = await getGraph(
+          fetchFn,
+          `${api(c, 'facebook', 'graph')}/${FB_VERSION}/me/accounts`,
+          { fields: 'id,name,instagram_business_account{id,username}', access_token: token },
+          pagesWithInstagramSchema,
+        );
+        const seen = new Set<string>();
+        const identities: Identity[] = [];
+        for (const page of pages.data) {
+          const ig = page.instagram_business_account;
+          if (!ig || seen.has(ig.id)) continue;
+          seen.add(ig.id);
+          const username = ig.username ?? ig.id;
+          identities.push({ handle: username, remoteId: ig.id, extra: { loginType: 'facebook', userId: ig.id, username, pageId: page.id, issuedAt: new Date(now).toISOString() } });
+        }
+        if (identities.length === 0) throw new LinkProblem('instagramNoPageAccount');
+        return identities;
+      },
+    },
+  },
+};
+
+/** The sign-in that links `platform` (through `via`'s login when given); undefined when there is none. */
+export function oauthSpec(platform: PlatformId, via: PlatformId | null = null): OAuthPlatform | undefined {
+  return via === null ? OAUTH_PLATFORMS[platform] : OAUTH_VARIANTS[platform]?.[via];
+}
+
 /** A linking failure with a known cause; the key names its MESSAGES entry. */
-export type LinkProblemKey = 'youtubeNoChannel' | 'facebookNoPage';
+export type LinkProblemKey = 'youtubeNoChannel' | 'facebookNoPage' | 'instagramNoPageAccount';
 
 export class LinkProblem extends Error {
   readonly key: LinkProblemKey;
@@ -244,8 +317,9 @@ export class LinkProblem extends Error {
 }
 
 export function oauthClient(platform: OAuthPlatform, config: Config): AuthorizationCode<string> {
-  const client = config.platforms[platform.id].client;
-  if (!client) throw new Error(`${platform.id} has no OAuth client configured`);
+  const app = platform.app ?? platform.id;
+  const client = config.platforms[app].client;
+  if (!client) throw new Error(`${app} has no OAuth client configured`);
   const authorize = new URL(platform.authorizeUrl(config));
   const token = new URL(platform.tokenUrl(config));
   const options: ModuleOptions<string> = {

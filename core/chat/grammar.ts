@@ -121,3 +121,28 @@ export function parseRequest(text: string, options: { botUsername?: string } = {
     },
   };
 }
+
+export type LinkArgs = { ok: true; platform: PlatformId; via: PlatformId | null } | { ok: false; message: string };
+
+/**
+ * `/link PLATFORM [[via] OTHER]`: OTHER is the platform whose sign-in links it (Instagram through
+ * Facebook Login: `/link instagram via facebook`). Whether that pairing exists is linking's call.
+ */
+export function parseLinkArgs(text: string): LinkArgs {
+  const words = text.trim().split(/[\s,;]+/).filter(Boolean);
+  const usage = { ok: false, message: MESSAGES.usageLink(PLATFORM_IDS) } as const;
+  const [first, ...rest] = words;
+  if (!first) return usage;
+  const viaWords = rest[0]?.toLowerCase() === 'via' ? rest.slice(1) : rest;
+  if (viaWords.length > 1 || (rest.length > 0 && viaWords.length === 0)) return usage;
+  const platform = parseTargets(first);
+  if (!platform.ok) return { ok: false, message: platform.message };
+  const target = platform.targets[0];
+  if (!target) return usage;
+  if (viaWords.length === 0) return { ok: true, platform: target.platform, via: null };
+  const via = parseTargets(viaWords[0]!);
+  if (!via.ok) return { ok: false, message: via.message };
+  const viaTarget = via.targets[0];
+  if (!viaTarget || viaTarget.handle !== null) return usage;
+  return { ok: true, platform: target.platform, via: viaTarget.platform };
+}

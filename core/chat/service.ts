@@ -9,13 +9,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { getAccount, listAccounts } from '../accounts.ts';
+import { getAccount, listAccounts, readCredentials } from '../accounts.ts';
 import type { Context } from '../context.ts';
 import { withTransaction } from '../db.ts';
 import { MESSAGES, UserError } from '../errors.ts';
 import { probe } from '../ffmpeg.ts';
 import { planIntake, submitPost, type IntakeRequest } from '../intake.ts';
-import { createLinkRequest, looksLikeAppPassword, unlinkAccount } from '../linking.ts';
+import { createLinkRequest, linkedVia, linkLabel, looksLikeAppPassword, unlinkAccount } from '../linking.ts';
 import { PLATFORM_IDS, PLATFORM_SPECS, type PlatformId } from '../platforms.ts';
 import { cancelPost, editCaption, loadPost, markPublishedByHand, releasePost, rejectPost, reschedulePost, retryPost } from '../post-actions.ts';
 import { getDelivery, getPost, listDeliveries, listUpcoming, type PostWithDeliveries } from '../posts.ts';
@@ -25,7 +25,7 @@ import { partCaption, splitVideo } from '../split.ts';
 import { extractFrame } from '../video.ts';
 import { ensureWorkspace, getWorkspace, setMemberRole, setMemberTimeZone, touchMember, type MemberRow } from '../workspaces.ts';
 import { getRendition, renditionOpener } from '../media.ts';
-import { parseRequest, type ParsedRequest } from './grammar.ts';
+import { parseLinkArgs, parseRequest, type ParsedRequest } from './grammar.ts';
 import { statusButtons, type ChatNotifier } from './notifier.ts';
 import { button, parseButton, type ChatButton, type ChatOutbox } from './outbox.ts';
 import { findChatMessage, recordApproval, recordChatMessage, type ChatName } from './records.ts';
@@ -373,7 +373,9 @@ export class ChatService {
           if (!account || !(await this.#speaksFor(place, account.workspace_id))) return MESSAGES.buttonExpired();
           if (!this.#isAdmin(member, row)) return MESSAGES.adminOnly('Re-link');
           const label = PLATFORM_SPECS[account.platform].label;
-          const link = await createLinkRequest(ctx, { workspaceId: account.workspace_id, memberId: member.id, platform: account.platform, chat: `${place.chat}:${place.chatId}` });
+          // Re-linked the way it was linked; credentials that cannot be opened fall back to the platform's own sign-in.
+          const via = linkedVia(account.platform, await readCredentials(ctx.pool, ctx.secrets, account.id).catch(() => ({})));
+          const link = await createLinkRequest(ctx, { workspaceId: account.workspace_id, memberId: member.id, platform: account.platform, via, chat: `${place.chat}:${place.chatId}` });
           // Telegram: a user's private chat has the user's id. Elsewhere the hint names the command.
           const sent = await this.#deps.outbox.send(member.id, { text: MESSAGES.linkPrivateText(label, link.url, account.workspace_id) }).then(() => true, () => false);
           return sent ? MESSAGES.relinkSent(label) : MESSAGES.relinkHint();
@@ -473,11 +475,11 @@ export class ChatService {
         }
         case 'link': {
           if (!this.#isAdmin(member, row)) return { text: MESSAGES.adminOnly('/link') };
-          const parsed = parseTargets(args.trim());
-          const platform = parsed.ok ? parsed.targets[0]?.platform : undefined;
-          if (!platform) return { text: MESSAGES.usageLink(PLATFORM_IDS) };
-          const label = PLATFORM_SPECS[platform].label;
-          const link = await createLinkRequest(ctx, { workspaceId: place.workspaceId, memberId: member.id, platform, chat: `${place.chat}:${place.chatId}` });
+          const parsed = parseLinkArgs(args);
+          if (!parsed.ok) return { text: parsed.message };
+          const { platform, via } = parsed;
+          const label = linkLabel(platform, via);
+          const link = await createLinkRequest(ctx, { workspaceId: place.workspaceId, memberId: member.id, platform, via, chat: `${place.chat}:${place.chatId}` });
           return { text: MESSAGES.linkPrivateText(label, link.url, place.workspaceId), private: { publicText: MESSAGES.linkSent(label), label } };
         }
         case 'unlink': {

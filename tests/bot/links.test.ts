@@ -6,18 +6,25 @@
  * state, a failed code exchange, a missing scope, a denied consent; the Bluesky form; /unlink.
  */
 import assert from 'node:assert/strict';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startHttp, type HttpServer } from '../../bot/http.ts';
 import { startTelegram, type RunningTelegram } from '../../bot/telegram.ts';
 import { readCredentials } from '../../core/accounts.ts';
 import { linkAnnouncer, ChatNotifier } from '../../core/chat/notifier.ts';
+import { button } from '../../core/chat/outbox.ts';
 import { configuredOutboxes } from '../../core/chat/outboxes.ts';
 import { MESSAGES } from '../../core/errors.ts';
+import { PLATFORM_IDS, type Checkpoint, type PublishResult } from '../../core/platforms.ts';
 import { planIntake } from '../../core/intake.ts';
 import { createLinkRequest } from '../../core/linking.ts';
+import { createLogger } from '../../core/log.ts';
 import { ensureWorkspace } from '../../core/workspaces.ts';
 import { facebookCredentialsSchema } from '../../worker/platforms/facebook.ts';
-import { instagramCredentialsSchema } from '../../worker/platforms/instagram.ts';
+import { createInstagramAdapter, instagramCredentialsSchema } from '../../worker/platforms/instagram.ts';
 import { linkedinCredentialsSchema } from '../../worker/platforms/linkedin.ts';
 import { threadsCredentialsSchema } from '../../worker/platforms/threads.ts';
 import { pinterestCredentialsSchema } from '../../worker/platforms/pinterest.ts';
@@ -25,8 +32,10 @@ import { tiktokCredentialsSchema } from '../../worker/platforms/tiktok.ts';
 import { xCredentialsSchema } from '../../worker/platforms/x.ts';
 import { youtubeCredentialsSchema } from '../../worker/platforms/youtube.ts';
 import { testContext, type TestContext } from '../support/context.ts';
+import { randomFile } from '../support/files.ts';
 import { freePort } from '../support/net.ts';
 import { startPds, type TestPdsHandle } from '../support/pds.ts';
+import { startGraphSim } from '../sim/graph.ts';
 import { startOAuthSim, type OAuthSim, type OAuthSimPlatform } from '../sim/oauth.ts';
 import { startTelegramSim, type SimChat, type SimUser, type TelegramSim } from '../sim/telegram.ts';
 
@@ -193,6 +202,147 @@ test('Instagram, Threads and Facebook trade the short-lived token for a long-liv
   const exchange = await fetch(tamperedCallback);
   assert.equal(exchange.status, 400);
   assert.match(await exchange.text(), /Threads refused to finish the sign-in: This authorization code has expired or has been used/);
+});
+
+test('/link instagram via facebook: each Page with an Instagram professional account becomes an instagram account on Facebook Login', async () => {
+  const workspaceId = `telegram:${group.id}`;
+  const facebookAccounts = async () => (await ctx.pool.query(`SELECT 1 FROM accounts WHERE platform = 'facebook'`)).rowCount;
+  const facebookBefore = await facebookAccounts();
+  oauth.pages = [
+    { id: '101000000000001', name: 'Casey Cooks', instagram: { id: '17841400000000001', username: 'caseycooks' } },
+    { id: '101000000000002', name: 'Casey Travels' },
+    { id: '101000000000003', name: 'Casey Shorts', instagram: { id: '17841400000000003', username: 'caseyshorts' } },
+  ];
+
+  const sent = sim.sendUserMessage(group, admin, { text: '/link instagram via facebook' });
+  const publicReply = await sim.waitForBotMessage(group, (m) => m.replyTo === sent.message_id, 10_000);
+  assert.equal(publicReply.text, MESSAGES.linkSent('Instagram (through Facebook)'));
+  const privateMessage = await sim.waitForBotMessage(adminPrivate, (m) => /Instagram \(through Facebook\)/.test(m.text ?? '') && /\/link\//.test(m.text ?? ''), 10_000);
+  const link = /(http:\/\/\S+\/link\/\S+)/.exec(privateMessage.text!)![1]!;
+  const { status, text, consent } = await followLink(link);
+  assert.equal(status, 200, text);
+  assert.match(text, /Linked Instagram @caseycooks/);
+  assert.match(text, /Linked Instagram @caseyshorts/);
+  const consentUrl = new URL(consent);
+  assert.equal(`${consentUrl.origin}${consentUrl.pathname}`, `${oauth.base('facebook')}/authorize`, "Facebook Login's consent page");
+  assert.equal(consentUrl.searchParams.get('scope'), 'instagram_basic,instagram_content_publish,pages_read_engagement,pages_show_list');
+  assert.equal(consentUrl.searchParams.get('redirect_uri'), `${base}/oauth/facebook/callback`);
+  await sim.waitForBotMessage(group, (m) => m.text === 'Linked Instagram @caseyshorts.', 10_000);
+  assert.ok(oauth.log.some((entry) => entry.platform === 'facebook' && entry.path === '/v23.0/me/accounts' && entry.params.fields === 'id,name,instagram_business_account{id,username}'));
+
+  const { rows } = await ctx.pool.query<{ id: string; handle: string; remote_id: string; credentials: Buffer }>(
+    `SELECT id, handle, remote_id, credentials FROM accounts WHERE platform = 'instagram' AND workspace_id = $1 AND handle LIKE 'casey%' ORDER BY handle`,
+    [workspaceId],
+  );
+  assert.deepEqual(rows.map((r) => [r.handle, r.remote_id]), [['caseycooks', '17841400000000001'], ['caseyshorts', '17841400000000003']]);
+  const pageOf: Record<string, string> = { caseycooks: '101000000000001', caseyshorts: '101000000000003' };
+  for (const row of rows) {
+    const credentials = instagramCredentialsSchema.parse(await readCredentials(ctx.pool, ctx.secrets, row.id));
+    assert.equal(credentials.loginType, 'facebook');
+    assert.equal(credentials.userId, row.remote_id);
+    assert.equal(credentials.username, row.handle);
+    assert.equal(credentials.pageId, pageOf[row.handle]);
+    assert.equal(oauth.accessTokens.get(credentials.accessToken)?.kind, 'long', 'the long-lived user token, not the short one or a Page token');
+    assert.ok((Date.parse(credentials.expiresAt ?? '') - Date.now()) / 86_400_000 > 59, 'expires in 60 days');
+    assert.deepEqual(credentials.scope.split(',').sort(), ['instagram_basic', 'instagram_content_publish', 'pages_read_engagement', 'pages_show_list', 'public_profile']);
+    assert.ok(!row.credentials.toString('latin1').includes(credentials.accessToken), 'stored encrypted');
+  }
+  assert.equal(await facebookAccounts(), facebookBefore, 'no Facebook Page accounts come from an Instagram link');
+
+  // The Re-link button of such an account goes through Facebook Login again.
+  const alert = await configuredOutboxes(ctx.config).telegram!.send(String(group.id), { text: 'needs re-linking', buttons: [[button('Re-link Instagram', 'relink', rows[0]!.id)]] });
+  const earlier = new Set(sim.botMessages(adminPrivate).map((m) => m.messageId));
+  sim.pressButton(group, admin, Number(alert), `relink:${rows[0]!.id}`);
+  const relinkMessage = await sim.waitForBotMessage(adminPrivate, (m) => !earlier.has(m.messageId) && /\/link\//.test(m.text ?? ''), 10_000);
+  const relinkOpened = await fetch(/(http:\/\/\S+\/link\/\S+)/.exec(relinkMessage.text!)![1]!, { redirect: 'manual' });
+  assert.equal(relinkOpened.status, 302, `${relinkMessage.text}: ${await relinkOpened.clone().text()}`);
+  const relinkConsent = relinkOpened.headers.get('location')!;
+  assert.ok(relinkConsent.startsWith(`${oauth.base('facebook')}/authorize`), relinkConsent);
+
+  // A permission unticked on the consent page is named; nothing is stored.
+  oauth.consent.set('facebook', { grant: ['instagram_basic', 'pages_show_list', 'pages_read_engagement'] });
+  const narrow = await createLinkRequest(ctx, { workspaceId, memberId: 'm', platform: 'instagram', via: 'facebook', chat: null });
+  const narrowPage = await followLink(narrow.url);
+  oauth.consent.delete('facebook');
+  assert.equal(narrowPage.status, 400);
+  assert.ok(narrowPage.text.includes(MESSAGES.linkMissingScopes('Instagram (through Facebook)', ['instagram_content_publish']).replace(/'/g, '&#39;')), narrowPage.text);
+
+  // No Page has an Instagram account connected.
+  oauth.pages = [{ id: '101000000000002', name: 'Casey Travels' }];
+  const none = await createLinkRequest(ctx, { workspaceId, memberId: 'm', platform: 'instagram', via: 'facebook', chat: null });
+  const nonePage = await followLink(none.url);
+  assert.equal(nonePage.status, 400);
+  assert.ok(nonePage.text.includes(MESSAGES.instagramNoPageAccount()), nonePage.text);
+  assert.equal((await ctx.pool.query(`SELECT 1 FROM accounts WHERE platform = 'instagram' AND handle LIKE 'casey%'`)).rowCount, 2);
+
+  // A state from the Facebook variant is refused at Instagram Login's callback.
+  const crossed = await createLinkRequest(ctx, { workspaceId, memberId: 'm', platform: 'instagram', via: 'facebook', chat: null });
+  const crossedConsent = (await fetch(crossed.url, { redirect: 'manual' })).headers.get('location')!;
+  const crossedCallback = new URL((await fetch(crossedConsent, { redirect: 'manual' })).headers.get('location')!);
+  const wrongCallback = await fetch(`${base}/oauth/instagram/callback${crossedCallback.search}`);
+  assert.equal(wrongCallback.status, 400);
+  assert.match(await wrongCallback.text(), /not one Reelay asked for/);
+
+  // Only pairings that exist; unknown words get the usage.
+  const viaX = sim.sendUserMessage(group, admin, { text: '/link x via facebook' });
+  assert.equal((await sim.waitForBotMessage(group, (m) => m.replyTo === viaX.message_id, 10_000)).text, MESSAGES.linkViaUnsupported('X', 'Facebook', 'x'));
+  const garbled = sim.sendUserMessage(group, admin, { text: '/link instagram via' });
+  assert.equal((await sim.waitForBotMessage(group, (m) => m.replyTo === garbled.message_id, 10_000)).text, MESSAGES.usageLink(PLATFORM_IDS));
+});
+
+test('an Instagram account linked through Facebook Login publishes on graph.facebook.com (resumable upload)', async () => {
+  const graph = await startGraphSim({ client: { clientId: 'meta-app', clientSecret: 'meta-secret' }, processingPolls: 0 });
+  const dir = await mkdtemp(join(tmpdir(), 'reelay-igfb-'));
+  try {
+    // The Graph simulator issued this user's token; the sign-in hands it out as the long-lived one.
+    const user = graph.addUser({ host: 'fb', username: 'caseyreels' });
+    oauth.pages = [{ id: '101000000000009', name: 'Casey Reels', instagram: { id: user.userId, username: user.username } }];
+    oauth.nextLongLivedTokens.push(user.accessToken);
+    const { url } = await createLinkRequest(ctx, { workspaceId: `telegram:${group.id}`, memberId: String(admin.id), platform: 'instagram', via: 'facebook', chat: null });
+    const linked = await followLink(url);
+    assert.equal(linked.status, 200, linked.text);
+    const { rows } = await ctx.pool.query<{ id: string; handle: string; remote_id: string }>(`SELECT id, handle, remote_id FROM accounts WHERE platform = 'instagram' AND handle = 'caseyreels'`);
+    const account = rows[0]!;
+
+    const path = join(dir, 'reel.mp4');
+    const size = 1024 * 1024 + 5;
+    const sha256 = randomFile(path, size);
+    const checkpoint: Checkpoint = {};
+    const input = {
+      deliveryId: 'igfb-1',
+      createdAt: new Date(),
+      caption: 'Linked through Facebook #reelay',
+      rendition: { id: 'r', size, sha256, contentType: 'video/mp4', width: 1080, height: 1920, durationSeconds: 10, open: async (r?: { start: number; end: number }) => createReadStream(path, r ? { start: r.start, end: r.end } : {}) },
+      account: { id: account.id, handle: account.handle, remoteId: account.remote_id },
+      credentials: await readCredentials(ctx.pool, ctx.secrets, account.id),
+      mediaUrl: null,
+      checkpoint,
+      saveCheckpoint: async (patch: Checkpoint) => {
+        for (const [key, value] of Object.entries(patch)) {
+          if (value === null) delete checkpoint[key];
+          else checkpoint[key] = value;
+        }
+      },
+    };
+    const deps = { fetch: globalThis.fetch, signal: new AbortController().signal, log: createLogger({ level: 'silent' }), now: () => Date.now(), urls: graph.instagramUrls, oauthClient: { clientId: 'meta-app', clientSecret: 'meta-secret' }, crashPoint: () => {} };
+    const adapter = createInstagramAdapter({ requestTimeoutMs: 5_000 });
+    let result: PublishResult = await adapter.publish(input, deps);
+    for (let i = 0; result.status === 'processing' && i < 200; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      result = await adapter.check(result.remoteId, input, deps);
+    }
+    assert.equal(result.status, 'published', JSON.stringify(result));
+    assert.equal(graph.posts.length, 1);
+    assert.equal(graph.posts[0]!.host, 'fb', 'published on the Facebook Graph host');
+    assert.equal(graph.posts[0]!.userId, user.userId);
+    const container = [...graph.containers.values()][0]!;
+    assert.equal(container.resumable, true);
+    assert.equal(container.sha256, sha256);
+  } finally {
+    await graph.settled();
+    await graph.close();
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('forged, replayed, expired and cross-platform state; failed exchange; missing scope; denied consent', async () => {

@@ -82,6 +82,8 @@ test('accounts link and remove refuse bad input with exit 2 and a reason', async
     { args: ['accounts', 'link', 'instagram', '--workspace', WORKSPACE], message: MESSAGES.linkNoClient('Instagram') },
     { args: ['accounts', 'link', 'youtube'], message: MESSAGES.linkNoClient('YouTube') },
     { args: ['accounts', 'link', 'myspace'], message: MESSAGES.unknownPlatform('myspace', PLATFORM_IDS) },
+    { args: ['accounts', 'link', 'instagram', '--via', 'facebook'], message: MESSAGES.linkNoClient('Facebook') },
+    { args: ['accounts', 'link', 'x', '--via', 'facebook'], message: MESSAGES.linkViaUnsupported('X', 'Facebook', 'x') },
     { args: ['accounts', 'remove', 'myspace'], message: MESSAGES.unknownPlatform('myspace', PLATFORM_IDS) },
     { args: ['accounts', 'remove', 'x:nobody'], message: MESSAGES.noAccount('X', 'cli', 'nobody') },
   ];
@@ -90,4 +92,13 @@ test('accounts link and remove refuse bad input with exit 2 and a reason', async
     assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr}`);
     assert.ok(run.stderr.includes(message), `${args.join(' ')}: expected "${message}" in ${run.stderr}`);
   }
+});
+
+test('accounts link instagram --via facebook hands out a link that remembers the Facebook Login variant', async () => {
+  const meta = { META_APP_ID: 'meta-app', META_APP_SECRET: 'meta-secret', FACEBOOK_AUTHORIZE_URL: `${oauth.base('facebook')}/authorize` };
+  const printed = await reelay(['accounts', 'link', 'instagram', '--via', 'facebook', '--workspace', WORKSPACE], meta);
+  assert.equal(printed.code, 0, printed.stderr);
+  assert.ok(printed.stdout.includes(`Connect Instagram (through Facebook) to ${WORKSPACE}: `), printed.stdout);
+  const { rows } = await ctx.pool.query<{ platform: string; via: string | null }>(`SELECT platform, via FROM link_requests WHERE workspace_id = $1 AND member_id = 'cli' ORDER BY created_at DESC LIMIT 1`, [WORKSPACE]);
+  assert.deepEqual(rows, [{ platform: 'instagram', via: 'facebook' }]);
 });

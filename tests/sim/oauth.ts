@@ -17,6 +17,10 @@
  * fb_exchange_token, th_exchange_token) for a long-lived one; errors are Graph's
  * `{error: {message, type, code}}`; reads take `access_token` as a query parameter. The profile
  * reads here answer only long-lived tokens, so a product that stored the short one fails its test.
+ * Facebook's token answers do not list the granted permissions; `/me/permissions` does (granted and
+ * declined, as the consent left them). `/me/accounts` answers only the `fields` asked for, with
+ * `instagram_business_account{id,username}` expanded only when asked (bare: just its id), for the
+ * Pages in `pages` and their connected Instagram professional accounts.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -75,13 +79,22 @@ export class OAuthSim {
   /** What the next consent grants instead of what was asked (to test missing scopes), or 'deny'. */
   readonly consent = new Map<OAuthSimPlatform | MetaSimPlatform, { grant?: string[]; deny?: boolean }>();
   readonly codes = new Map<string, Code>();
-  readonly metaCodes = new Map<string, { platform: MetaSimPlatform; redirectUri: string; scope: string; issuedAt: number; used: boolean }>();
-  readonly accessTokens = new Map<string, { platform: OAuthSimPlatform | MetaSimPlatform; revoked: boolean; kind?: 'short' | 'long' }>();
-  /** The Pages a Facebook login manages (Page tokens are issued per Page). */
-  readonly pages = [
-    { id: '101000000000001', name: 'Casey Cooks' },
+  readonly metaCodes = new Map<string, { platform: MetaSimPlatform; redirectUri: string; scope: string; asked: string; issuedAt: number; used: boolean }>();
+  /** Meta tokens carry what their consent granted (`scope`) and asked for (`asked`), comma-separated. */
+  readonly accessTokens = new Map<string, { platform: OAuthSimPlatform | MetaSimPlatform; revoked: boolean; kind?: 'short' | 'long'; scope?: string; asked?: string }>();
+  /**
+   * The Pages a Facebook login manages (Page tokens are issued per Page), and the Instagram
+   * professional account connected to each, if any. Tests replace it to change the mapping.
+   */
+  pages: Array<{ id: string; name: string; instagram?: { id: string; username: string } }> = [
+    { id: '101000000000001', name: 'Casey Cooks', instagram: { id: '17841400000000001', username: 'caseycooks' } },
     { id: '101000000000002', name: 'Casey Travels' },
   ];
+  /**
+   * Long-lived tokens the next exchanges hand out instead of random ones (first in, first out), so
+   * a Graph simulator that issued them accepts the linked account's token.
+   */
+  readonly nextLongLivedTokens: string[] = [];
   readonly refreshTokens = new Map<string, { platform: OAuthSimPlatform; used: boolean; scope: string }>();
   readonly log: Array<{ platform: string; path: string; status: number; params: Record<string, string> }> = [];
   readonly user: { id: string; username: string; name: string };
@@ -220,10 +233,24 @@ export class OAuthSim {
     this.#json(response, status, { error: { message, type: 'OAuthException', code, fbtrace_id: randomBytes(6).toString('hex') } });
   }
 
-  #token(platform: MetaSimPlatform, kind: 'short' | 'long'): string {
-    const token = `${kind === 'short' ? 'st' : 'lt'}-${platform}-${randomBytes(12).toString('hex')}`;
-    this.accessTokens.set(token, { platform, revoked: false, kind });
+  #token(platform: MetaSimPlatform, kind: 'short' | 'long', grant: { scope: string; asked: string }): string {
+    const token = (kind === 'long' ? this.nextLongLivedTokens.shift() : undefined) ?? `${kind === 'short' ? 'st' : 'lt'}-${platform}-${randomBytes(12).toString('hex')}`;
+    this.accessTokens.set(token, { platform, revoked: false, kind, ...grant });
     return token;
+  }
+
+  /** A Page as `/me/accounts` answers it: only the fields asked for (Graph adds the id). */
+  #page(page: OAuthSim['pages'][number], fields: ReadonlyMap<string, readonly string[] | null>): Record<string, unknown> {
+    const out: Record<string, unknown> = { id: page.id };
+    if (fields.has('name')) out.name = page.name;
+    if (fields.has('access_token')) out.access_token = `pt-${page.id}-${randomBytes(8).toString('hex')}`;
+    if (fields.has('category')) out.category = 'Creator';
+    if (fields.has('tasks')) out.tasks = ['CREATE_CONTENT', 'MODERATE'];
+    const ig = fields.get('instagram_business_account');
+    if (fields.has('instagram_business_account') && page.instagram) {
+      out.instagram_business_account = { id: page.instagram.id, ...(ig?.includes('username') ? { username: page.instagram.username } : {}) };
+    }
+    return out;
   }
 
   async #meta(request: IncomingMessage, response: ServerResponse, url: URL, platform: MetaSimPlatform, path: string): Promise<void> {
@@ -244,7 +271,8 @@ export class OAuthSim {
         back.searchParams.set('error', 'access_denied');
       } else {
         const code = randomBytes(16).toString('hex');
-        this.metaCodes.set(code, { platform, redirectUri: params.redirect_uri, scope: (consent?.grant ?? params.scope.split(style.scopeSeparator)).join(','), issuedAt: Date.now(), used: false });
+        const asked = params.scope.split(style.scopeSeparator);
+        this.metaCodes.set(code, { platform, redirectUri: params.redirect_uri, scope: (consent?.grant ?? asked).join(','), asked: asked.join(','), issuedAt: Date.now(), used: false });
         back.searchParams.set('code', code);
       }
       // Meta appends a `#_` fragment to the redirect (never sent back by the browser).
@@ -265,7 +293,7 @@ export class OAuthSim {
       }
       code.used = true;
       record(200, { grant_type: 'authorization_code' });
-      const short = this.#token(platform, 'short');
+      const short = this.#token(platform, 'short', { scope: code.scope, asked: code.asked });
       if (platform === 'instagram') return this.#json(response, 200, { data: [{ access_token: short, user_id: `1784${this.user.id}`, permissions: code.scope }] });
       if (platform === 'threads') return this.#json(response, 200, { access_token: short, user_id: `2${this.user.id}` });
       return this.#json(response, 200, { access_token: short, token_type: 'bearer', expires_in: 3600 });
@@ -283,7 +311,17 @@ export class OAuthSim {
         return this.#graphError(response, 400, 'Invalid OAuth access token.', 190);
       }
       record(200, { grant_type: style.grant });
-      return this.#json(response, 200, { access_token: this.#token(platform, 'long'), token_type: 'bearer', expires_in: 5_184_000 });
+      return this.#json(response, 200, { access_token: this.#token(platform, 'long', { scope: token.scope ?? '', asked: token.asked ?? '' }), token_type: 'bearer', expires_in: 5_184_000 });
+    }
+
+    if (request.method === 'GET' && platform === 'facebook' && path === '/v23.0/me/permissions') {
+      const token = this.accessTokens.get(params.access_token ?? '');
+      if (!token || token.platform !== platform || token.revoked) return this.#graphError(response, 400, 'Invalid OAuth access token.', 190);
+      if (token.kind !== 'long') return this.#graphError(response, 400, 'Error validating access token: Session has expired.', 190);
+      record(200, {});
+      const granted = new Set((token.scope ?? '').split(',').filter(Boolean));
+      const asked = (token.asked ?? '').split(',').filter((p) => p && !granted.has(p));
+      return this.#json(response, 200, { data: [...['public_profile', ...granted].map((permission) => ({ permission, status: 'granted' })), ...asked.map((permission) => ({ permission, status: 'declined' }))] });
     }
 
     if (request.method === 'GET' && path === style.profilePath) {
@@ -294,7 +332,8 @@ export class OAuthSim {
       const u = this.user;
       if (platform === 'instagram') return this.#json(response, 200, { user_id: `1784${u.id}`, username: u.username, id: `9${u.id}` });
       if (platform === 'threads') return this.#json(response, 200, { id: `2${u.id}`, username: u.username });
-      return this.#json(response, 200, { data: this.pages.map((page) => ({ ...page, access_token: `pt-${page.id}-${randomBytes(8).toString('hex')}`, category: 'Creator', tasks: ['CREATE_CONTENT', 'MODERATE'] })) });
+      const fields = parseFields(params.fields ?? 'id,name');
+      return this.#json(response, 200, { data: this.pages.map((page) => this.#page(page, fields)) });
     }
     record(404, {});
     return this.#graphError(response, 404, `Unknown path components: ${path}`, 2500);
@@ -311,6 +350,13 @@ export class OAuthSim {
     if (platform === 'linkedin') return { access_token: access, expires_in: 5_184_000, scope };
     return base;
   }
+}
+
+/** Graph's `fields`: `a,b,c{d,e}` → a → null, c → [d, e] (one level of expansion is all Reelay asks). */
+function parseFields(text: string): Map<string, readonly string[] | null> {
+  const fields = new Map<string, readonly string[] | null>();
+  for (const match of text.matchAll(/([a-z_]+)(?:\{([^}]*)\})?/g)) fields.set(match[1]!, match[2] === undefined ? null : match[2].split(',').map((f) => f.trim()));
+  return fields;
 }
 
 export async function startOAuthSim(options: OAuthSimOptions = {}): Promise<OAuthSim> {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseRequest, type ParsedRequest } from '../../../core/chat/grammar.ts';
+import { parseLinkArgs, parseRequest, type ParsedRequest } from '../../../core/chat/grammar.ts';
 import { MESSAGES } from '../../../core/errors.ts';
 import { PLATFORM_IDS } from '../../../core/platforms.ts';
 
@@ -63,4 +63,14 @@ test('plain chat is not a command; bad parts get the message a person needs', ()
   assert.deepEqual(parseRequest('/schedule'), { ok: false, message: MESSAGES.timeEmpty() });
   assert.deepEqual(parseRequest('/post to myspace'), { ok: false, message: MESSAGES.unknownPlatform('myspace', PLATFORM_IDS) });
   assert.deepEqual(parseRequest('/post to x\n>>vine: hi'), { ok: false, message: MESSAGES.unknownPlatform('vine', PLATFORM_IDS) });
+});
+
+test('/link PLATFORM [[via] OTHER]: the platform and whose sign-in links it', () => {
+  assert.deepEqual(parseLinkArgs('instagram'), { ok: true, platform: 'instagram', via: null });
+  assert.deepEqual(parseLinkArgs(' Instagram  via  Facebook '), { ok: true, platform: 'instagram', via: 'facebook' });
+  assert.deepEqual(parseLinkArgs('instagram facebook'), { ok: true, platform: 'instagram', via: 'facebook' });
+  const usage = { ok: false, message: MESSAGES.usageLink(PLATFORM_IDS) };
+  for (const text of ['', 'instagram via', 'instagram via facebook x', 'all', 'instagram via facebook:page']) assert.deepEqual(parseLinkArgs(text), usage, text);
+  assert.deepEqual(parseLinkArgs('instagram via myspace'), { ok: false, message: MESSAGES.unknownPlatform('myspace', PLATFORM_IDS) });
+  assert.deepEqual(parseLinkArgs('myspace'), { ok: false, message: MESSAGES.unknownPlatform('myspace', PLATFORM_IDS) });
 });
