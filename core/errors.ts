@@ -131,14 +131,24 @@ export const MESSAGES = {
     defaultTargets: string | null;
     split: boolean;
     splitSpacingMinutes: number;
-  }) =>
+  }, pendingAlerts?: { target: string; until: string } | null) =>
     [
       `Approval: ${s.approval.required ? `on, ${s.approval.quorum} needed${s.approval.allowSelf ? ', authors may approve their own' : ''}` : 'off'}`,
       `Approvers: chat admins${s.approval.approvers.length ? ` and ${s.approval.approvers.join(', ')}` : ''}`,
-      `Alerts: ${s.alertsChat ? 'the chat set with /settings alerts here' : 'the chat each post came from'}`,
+      `Alerts: ${s.alertsChat ? 'the chat set with /settings alerts' : 'the chat each post came from'}`,
+      ...(pendingAlerts ? [`Alerts request: waiting for an admin of ${pendingAlerts.target} to accept (until ${pendingAlerts.until})`] : []),
       `Default targets: ${s.defaultTargets ?? 'every linked account'}`,
       `Split long videos: ${s.split ? `on, parts ${s.splitSpacingMinutes} min apart` : 'off (add "split" to a command to split one post)'}`,
     ].join('\n'),
+  alertsRequest: (from: string, by: string, hours: number) =>
+    `${from} wants to send its Reelay alerts here (asked by ${by}): failed posts and accounts that need re-linking, with buttons that act on its posts. An admin of this chat can accept or decline within ${hours} hours; nothing changes before that.`,
+  alertsRequestSent: (target: string) => `Asked ${target} to take this chat's alerts. An admin there must press Accept; until then alerts go where they went before.`,
+  alertsChatUnreachable: (target: string) => `I cannot post in ${target}: add me to that chat with permission to send messages, then try again.`,
+  alertsAcceptedHere: (from: string, by: string) => `Accepted by ${by}: Reelay alerts of ${from} come here now.`,
+  alertsAcceptedThere: (target: string) => `${target} accepted: this chat's Reelay alerts go there now.`,
+  alertsDeclinedHere: (from: string, by: string) => `Declined by ${by}: Reelay alerts of ${from} will not come here.`,
+  alertsDeclinedThere: (target: string) => `${target} declined to take this chat's Reelay alerts; they still go where they went before.`,
+  alertsRequestClosed: () => 'This request has expired or was already answered. Ask again with /settings alerts.',
   demoUnknownChat: (chat: string) => `Unknown chat "${chat}" for the demo: use --chat telegram or --chat discord.`,
   linkNeedsPublicUrl: () => 'Linking from chat needs Reelay to be reachable on the web: whoever runs it must set PUBLIC_BASE_URL (see the README).',
   linkNotSupported: (label: string, platform: string, workspace: string) =>

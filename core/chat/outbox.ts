@@ -37,6 +37,16 @@ export interface ChatOutbox {
   sendFile(chatId: string, file: OutFile, caption: string): Promise<string>;
   /** Deletes a message where the bot may; false when it may not. */
   remove(chatId: string, messageId: string): Promise<boolean>;
+  /**
+   * A chat the bot can see: its name and the workspace it belongs to (a Discord channel's guild);
+   * null when the bot cannot see it.
+   */
+  describe?(chatId: string): Promise<ChatInfo | null>;
+}
+
+export interface ChatInfo {
+  name: string;
+  workspaceId: string;
 }
 
 export type Outboxes = Partial<Record<ChatName, ChatOutbox>>;
@@ -47,7 +57,7 @@ export function parseChatAddress(address: string | null | undefined): { chat: Ch
   return match ? { chat: match[1] as ChatName, chatId: match[2]! } : null;
 }
 
-export const BUTTON_ACTIONS = ['approve', 'reject', 'retry', 'file', 'now', 'relink'] as const;
+export const BUTTON_ACTIONS = ['approve', 'reject', 'retry', 'file', 'now', 'relink', 'acceptalerts', 'declinealerts'] as const;
 export type ButtonAction = (typeof BUTTON_ACTIONS)[number];
 
 export function button(label: string, action: ButtonAction, id: string): ChatButton {

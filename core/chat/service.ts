@@ -27,7 +27,8 @@ import { ensureWorkspace, getWorkspace, setMemberRole, setMemberTimeZone, touchM
 import { getRendition, renditionOpener } from '../media.ts';
 import { parseLinkArgs, parseRequest, type ParsedRequest } from './grammar.ts';
 import { statusButtons, type ChatNotifier } from './notifier.ts';
-import { button, parseButton, type ChatButton, type ChatOutbox } from './outbox.ts';
+import { ALERTS_REQUEST_TTL_MS, decideAlertsRequest, dropAlertsRequest, findOpenAlertsRequest, openAlertsRequest, pendingAlertsRequest, withdrawAlertsRequests } from './alerts-requests.ts';
+import { button, parseButton, parseChatAddress, type ChatButton, type ChatOutbox } from './outbox.ts';
 import { findChatMessage, recordApproval, recordChatMessage, type ChatName } from './records.ts';
 import { readSettings, updateSettings, type WorkspaceSettings } from './settings.ts';
 import { renderStatus, shortId } from './status.ts';
@@ -380,6 +381,9 @@ export class ChatService {
           const sent = await this.#deps.outbox.send(member.id, { text: MESSAGES.linkPrivateText(label, link.url, account.workspace_id) }).then(() => true, () => false);
           return sent ? MESSAGES.relinkSent(label) : MESSAGES.relinkHint();
         }
+        case 'acceptalerts':
+        case 'declinealerts':
+          return await this.#answerAlertsRequest(place, member, parsed.id, parsed.action === 'acceptalerts' ? 'accepted' : 'declined');
       }
     } catch (error) {
       if (error instanceof UserError) return error.message;
@@ -518,7 +522,7 @@ export class ChatService {
   async #settings(place: ChatPlace, member: ChatMember, row: MemberRow, args: string): Promise<ChatReply> {
     const { ctx } = this.#deps;
     const words = args.trim().split(/\s+/).filter(Boolean);
-    if (words.length === 0) return { text: MESSAGES.settingsShow(await readSettings(ctx.pool, place.workspaceId)) };
+    if (words.length === 0) return { text: await this.#settingsText(place, row, await readSettings(ctx.pool, place.workspaceId)) };
     if (!this.#isAdmin(member, row)) return { text: MESSAGES.adminOnly('/settings') };
     const [key, ...rest] = words;
     const value = rest.join(' ');
@@ -554,9 +558,17 @@ export class ChatService {
       case 'alerts': {
         // `here`, `off`, or another chat by id (a Telegram chat id, a Discord #channel mention).
         const other = /^(?:<#)?(-?\d+)>?$/.exec(value)?.[1];
-        const here = /^here$/i.test(value);
+        const here = /^here$/i.test(value) || other === place.chatId;
         if (!here && !other && !/^off$/i.test(value)) throw new UserError(MESSAGES.settingsUsage());
-        next = await change((s) => ({ ...s, alertsChat: here ? `${place.chat}:${place.chatId}` : other ? `${place.chat}:${other}` : null }));
+        if (other && !here) {
+          const asked = await this.#askAlertsChat(place, member, other);
+          if (asked) return asked;
+        }
+        // A choice made here replaces a request still waiting elsewhere.
+        next = await withTransaction(ctx.pool, async (tx) => {
+          await withdrawAlertsRequests(tx, place.workspaceId, new Date(ctx.now()));
+          return updateSettings(tx, place.workspaceId, (s) => ({ ...s, alertsChat: here ? `${place.chat}:${place.chatId}` : other ? `${place.chat}:${other}` : null }));
+        });
         break;
       }
       case 'targets': {
@@ -591,8 +603,68 @@ export class ChatService {
       default:
         throw new UserError(MESSAGES.settingsUsage());
     }
-    const saved = `${MESSAGES.settingsSaved()}\n${MESSAGES.settingsShow(next)}`;
+    const saved = `${MESSAGES.settingsSaved()}\n${await this.#settingsText(place, row, next)}`;
     // Telegram sends reactions only to bots that are group administrators.
     return { text: key?.toLowerCase() === 'approval' && next.approval.required && place.chat === 'telegram' ? `${saved}\n${MESSAGES.approvalNeedsAdminBot()}` : saved };
+  }
+
+  /** The settings, and an alerts request still waiting for the other chat. */
+  async #settingsText(place: ChatPlace, row: MemberRow, settings: WorkspaceSettings): Promise<string> {
+    const pending = await pendingAlertsRequest(this.#ctx.pool, place.workspaceId, new Date(this.#ctx.now()));
+    return MESSAGES.settingsShow(settings, pending ? { target: pending.target_name, until: formatInZone(pending.expires_at, await this.#timeZone(place, row)) } : null);
+  }
+
+  /**
+   * Another chat as the alerts chat. Alerts carry buttons that act on the workspace's posts, so a
+   * chat of another workspace must accept first; a channel of the same Discord guild is this
+   * workspace already (and the asker its admin), so null: set it at once.
+   */
+  async #askAlertsChat(place: ChatPlace, member: ChatMember, chatId: string): Promise<ChatReply | null> {
+    const { ctx, outbox } = this.#deps;
+    const target = outbox.describe ? await outbox.describe(chatId) : { name: chatId, workspaceId: null };
+    if (!target) return { text: MESSAGES.alertsChatUnreachable(chatId) };
+    if (target.workspaceId === place.workspaceId) return null;
+    const from = (await outbox.describe?.(place.chatId))?.name ?? place.chatId;
+    const request = { workspaceId: place.workspaceId, fromChat: `${place.chat}:${place.chatId}`, fromName: from, targetChat: `${place.chat}:${chatId}`, targetName: target.name, requestedBy: member.id };
+    const { code } = await withTransaction(ctx.pool, (tx) => openAlertsRequest(tx, request, new Date(ctx.now())));
+    const hours = Math.round(ALERTS_REQUEST_TTL_MS / 3_600_000);
+    const sent = await outbox
+      .send(chatId, { text: MESSAGES.alertsRequest(from, member.name, hours), buttons: [[button('Accept', 'acceptalerts', code), button('Decline', 'declinealerts', code)]] })
+      .then(
+        () => true,
+        (error: unknown) => {
+          ctx.log.warn({ component: 'chat', err: error, chat: place.chat, target: chatId }, 'alerts request could not be posted');
+          return false;
+        },
+      );
+    if (sent) return { text: MESSAGES.alertsRequestSent(target.name) };
+    await dropAlertsRequest(ctx.pool, code);
+    return { text: MESSAGES.alertsChatUnreachable(target.name) };
+  }
+
+  /** Accept or Decline on an alerts request, pressed in the chat that was asked. */
+  async #answerAlertsRequest(place: ChatPlace, member: ChatMember, code: string, decision: 'accepted' | 'declined'): Promise<string> {
+    const { ctx, outbox } = this.#deps;
+    const here = `${place.chat}:${place.chatId}`;
+    const now = new Date(ctx.now());
+    // A dead code says so to anyone; a live one only an admin of the asked chat can settle.
+    if (!(await findOpenAlertsRequest(ctx.pool, code, here, now))) return MESSAGES.alertsRequestClosed();
+    if (!this.#isAdmin(member, await this.#member(place, member))) return MESSAGES.adminOnly(decision === 'accepted' ? 'Accept' : 'Decline');
+    const request = await withTransaction(ctx.pool, async (tx) => {
+      const decided = await decideAlertsRequest(tx, code, here, decision, now);
+      if (decided?.decision === 'accepted') await updateSettings(tx, decided.workspace_id, (s) => ({ ...s, alertsChat: here }));
+      return decided;
+    });
+    if (!request) return MESSAGES.alertsRequestClosed();
+    const accepted = decision === 'accepted';
+    const said = accepted ? MESSAGES.alertsAcceptedHere(request.from_name, member.name) : MESSAGES.alertsDeclinedHere(request.from_name, member.name);
+    const warn = (error: unknown) => ctx.log.warn({ component: 'chat', err: error, request: request.from_chat }, 'alerts request answer not delivered');
+    // The request's buttons go; its message now says how it ended.
+    await outbox.edit(place.chatId, place.messageId, { text: said }).catch(warn);
+    const from = parseChatAddress(request.from_chat);
+    if (from?.chat === outbox.chat) {
+      await outbox.send(from.chatId, { text: accepted ? MESSAGES.alertsAcceptedThere(request.target_name) : MESSAGES.alertsDeclinedThere(request.target_name) }).then(() => undefined, warn);
+    }
+    return said;
   }
 }

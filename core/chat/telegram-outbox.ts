@@ -72,5 +72,12 @@ export function telegramOutbox(api: Api): ChatOutbox {
         return false;
       }
     },
+    async describe(chatId) {
+      const chat = await api.getChat(chatId).catch(() => null);
+      if (!chat) return null;
+      const name = chat.title ?? ([chat.first_name, chat.last_name].filter(Boolean).join(' ') || (chat.username ? `@${chat.username}` : String(chat.id)));
+      // A Telegram workspace is one chat (bot/telegram.ts).
+      return { name, workspaceId: `telegram:${chat.id}` };
+    },
   };
 }

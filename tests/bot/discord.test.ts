@@ -188,6 +188,26 @@ test('a failure reaches the alerts channel with a Retry that works and a file fa
   await slash(admin, 'settings alerts', { off: true });
 });
 
+test('a channel of another server must accept the alerts first; only its admins can', async () => {
+  const agency = sim.addGuild({ name: 'Agency', channels: ['inbox'], owner: member });
+  const zoe = sim.addMember(agency.id, 'zoe').user;
+  const inbox = agency.channelIds[0]!;
+  const setting = async () => (await ctx.pool.query<{ a: string | null }>(`SELECT settings->>'alertsChat' AS a FROM workspaces WHERE id = $1`, [`discord:${guild.id}`])).rows[0]?.a ?? null;
+  const asked = sim.userMessage(general, admin.id, { content: `settings alerts <#${inbox}>`, mentionsBot: true });
+  await replyTo(general, asked.id, /Asked #inbox to take this chat's alerts/);
+  const request = await sim.waitFor(() => sim.channelMessages(inbox).find((m) => m.authorId === sim.bot.id && /wants to send its Reelay alerts here \(asked by/.test(m.content)), 10_000);
+  const accept = request.components.flatMap((row) => row.components as Array<{ label: string; custom_id: string }>).find((b) => b.label === 'Accept')!;
+
+  const refused = sim.pressButton(inbox, request.id, zoe.id, accept.custom_id);
+  await sim.waitFor(() => sim.responsesTo(refused.id).original?.content.match(/Only admins of this chat can use Accept/), 10_000);
+  assert.equal(await setting(), null, 'a member without Manage Server cannot accept');
+  const pressed = sim.pressButton(inbox, request.id, member.id, accept.custom_id);
+  await sim.waitFor(() => sim.responsesTo(pressed.id).original?.content.match(/Accepted by/), 10_000);
+  await sim.waitFor(() => sim.channelMessages(general).find((m) => /inbox accepted: this chat's Reelay alerts go there now/.test(m.content)), 10_000);
+  assert.equal(await setting(), `discord:${inbox}`);
+  await slash(admin, 'settings alerts', { off: true });
+});
+
 test('bad inputs get a clear reply and leave no rows behind', async () => {
   const before = await countPostAndMediaRows(ctx);
   const cases: Array<{ run: () => Promise<string>; expect: RegExp }> = [

@@ -46,7 +46,7 @@ before(async () => {
   admin = sim.createUser({ first_name: 'Ada', username: 'ada' });
   member = sim.createUser({ first_name: 'Max', username: 'max' });
   group = sim.createGroup({ title: 'Creators', type: 'supergroup', creator: admin, members: [member], bot: 'administrator' });
-  alertsChat = sim.createGroup({ title: 'Alerts', type: 'supergroup', creator: admin, bot: 'administrator' });
+  alertsChat = sim.createGroup({ title: 'Alerts', type: 'supergroup', creator: admin, members: [member], bot: 'administrator' });
 
   await linkChatAccounts(ctx, pds, workspace(group));
 
@@ -140,9 +140,39 @@ test('approval: a non-admin 👍 is ignored, an admin 👍 publishes', async () 
   await replyTo(group, off, /Approval: off/);
 });
 
+test('alerts to another chat: that chat is asked, and only its admin can accept', async () => {
+  const alertsSetting = async () => (await ctx.pool.query<{ a: string | null }>(`SELECT settings->>'alertsChat' AS a FROM workspaces WHERE id = $1`, [workspace(group)])).rows[0]?.a ?? null;
+  const pressed = async (message: SimMessage, user: SimUser, label: string): Promise<string> => {
+    const data = ((message.replyMarkup?.inline_keyboard ?? []) as Array<Array<{ text: string; callback_data: string }>>).flat().find((b) => b.text === label)!.callback_data;
+    const id = sim.pressButton(alertsChat, user, message.messageId, data);
+    return String((await sim.waitFor(() => sim.callbackAnswers.get(id), 10_000)).text);
+  };
+  const request = (after: number) => sim.waitForBotMessage(alertsChat, (m) => m.messageId > after && /^Creators wants to send its Reelay alerts here \(asked by @ada\)/.test(text(m)), 10_000);
+
+  const nobot = sim.createGroup({ title: 'No bot here', type: 'supergroup', creator: admin, bot: 'left' });
+  await replyTo(group, sim.sendUserMessage(group, admin, { text: `/settings alerts ${nobot.id}` }), /cannot post in No bot here/);
+  await replyTo(group, sim.sendUserMessage(group, member, { text: `/settings alerts ${alertsChat.id}` }), /Only admins/);
+
+  await replyTo(group, sim.sendUserMessage(group, admin, { text: `/settings alerts ${alertsChat.id}` }), /Asked Alerts to take this chat's alerts/);
+  const first = await request(0);
+  assert.match(await pressed(first, admin, 'Decline'), /Declined by @ada/);
+  await sim.waitForBotMessage(group, (m) => /Alerts declined to take this chat's Reelay alerts/.test(text(m)));
+  assert.equal(await alertsSetting(), null, 'a declined request changes nothing');
+  assert.deepEqual((sim.getMessage(alertsChat, first.messageId)!.replyMarkup?.inline_keyboard ?? []) as unknown[], [], 'the answered request lost its buttons');
+
+  await replyTo(group, sim.sendUserMessage(group, admin, { text: `/settings alerts ${alertsChat.id}` }), /Asked Alerts/);
+  await replyTo(group, sim.sendUserMessage(group, member, { text: '/settings' }), /Alerts request: waiting for an admin of Alerts to accept/);
+  const second = await request(first.messageId);
+  assert.match(await pressed(second, member, 'Accept'), /Only admins of this chat can use Accept/);
+  assert.equal(await alertsSetting(), null, 'a non-admin cannot accept');
+  assert.match(await pressed(second, admin, 'Accept'), /Accepted by @ada: Reelay alerts of Creators come here now/);
+  await sim.waitForBotMessage(group, (m) => /Alerts accepted: this chat's Reelay alerts go there now/.test(text(m)));
+  assert.equal(await alertsSetting(), `telegram:${alertsChat.id}`);
+  const shown = await replyTo(group, sim.sendUserMessage(group, member, { text: '/settings' }), /Alerts: the chat set/);
+  assert.doesNotMatch(text(shown), /Alerts request/);
+});
+
 test('a failure reaches the alerts chat with a Retry that works', async () => {
-  const set = sim.sendUserMessage(group, admin, { text: `/settings alerts ${alertsChat.id}` });
-  await replyTo(group, set, /Saved/);
   tiktok.failNext(1);
   const sent = sim.sendUserMessage(group, member, { video: { source: clip, name: 'fails.mp4', mime: 'video/mp4' }, caption: '/post to tiktok\nFails once' });
   const received = await replyTo(group, sent, /Received fails\.mp4/);
