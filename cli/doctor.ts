@@ -13,9 +13,10 @@ import pg from 'pg';
 import type { Config } from '../core/config.ts';
 import { createSecretBox, resolveSecretKey, type SecretBox } from '../core/crypto.ts';
 import { ConfigError, formatBytes, MESSAGES } from '../core/errors.ts';
+import { linkedVia } from '../core/linking.ts';
 import type { Logger } from '../core/log.ts';
 import { MIGRATIONS_DIR } from '../core/migrate.ts';
-import { PLATFORM_SPECS, type PlatformId } from '../core/platforms.ts';
+import { PLATFORM_SPECS, type Credentials, type PlatformId } from '../core/platforms.ts';
 import { storageUsage } from '../core/retention.ts';
 import { liveWorkerCount } from '../core/workers.ts';
 import { ADAPTERS } from '../worker/platforms/index.ts';
@@ -210,6 +211,15 @@ interface AccountCredentialsRow {
   credentials: Buffer;
 }
 
+/** Credentials for a hint; unreadable ones (no key, another key) read as none. */
+function openQuietly(box: SecretBox | null, sealed: Buffer): Credentials {
+  try {
+    return box ? (box.open(sealed) as Credentials) : {};
+  } catch {
+    return {};
+  }
+}
+
 async function checkAccounts(db: pg.Client, config: Config, box: SecretBox | null, now: number): Promise<DoctorRow[]> {
   const { rows } = await db.query<AccountCredentialsRow>(
     `SELECT id, workspace_id, platform, handle, state, expires_at, last_error, credentials FROM accounts
@@ -222,7 +232,11 @@ async function checkAccounts(db: pg.Client, config: Config, box: SecretBox | nul
     const check = `${label} @${account.handle}${account.workspace_id === 'cli' ? '' : ` (${account.workspace_id})`}`;
     if (!ADAPTERS[account.platform]) return { check, status: 'fail', detail: 'platform not supported by this version', fix: MESSAGES.fixAccountUnsupported(label) };
     if (account.state === 'needs_reauth') {
-      return { check, status: 'fail', detail: `needs re-linking${account.last_error ? `: ${account.last_error}` : ''}`, fix: MESSAGES.fixAccountReauth(account.platform, account.handle, account.workspace_id) };
+      // Bluesky takes a new app password; the others sign in again the way they were linked.
+      const fix = account.platform === 'bluesky'
+        ? MESSAGES.fixAccountReauth(account.platform, account.handle, account.workspace_id)
+        : MESSAGES.fixAccountRelink(account.platform, linkedVia(account.platform, openQuietly(box, account.credentials)), account.workspace_id);
+      return { check, status: 'fail', detail: `needs re-linking${account.last_error ? `: ${account.last_error}` : ''}`, fix };
     }
     if (box) {
       try {

@@ -94,7 +94,9 @@ export const MESSAGES = {
   buttonExpired: () => 'That button no longer applies.',
   retrying: (label: string) => `Trying ${label} again.`,
   retryingPost: (id: string) => `Trying the failed deliveries of post ${id} again.`,
-  relinkHint: () => 'Re-link the account with /link PLATFORM (an admin of this chat can).',
+  relinkHint: (command: string) => `Re-link the account with ${command} (an admin of this chat can).`,
+  /** The chat command that links (or re-links) a platform, through another's sign-in when `via` is given. */
+  linkCommand: (platform: string, via: string | null) => (via === null ? `/link ${platform}` : `/link ${platform} via ${via}`),
   fileNotAvailable: (label: string) => `The ${label} file is no longer kept (videos are deleted some time after publishing).`,
   fileTooBigForChat: (label: string, bytes: number, max: number) => `The ${label} file is ${formatBytes(bytes)}, more than the ${formatBytes(max)} this chat lets a bot upload.`,
   fileForManualPost: (label: string) => `The video as prepared for ${label}. After posting it by hand, tell Reelay the link: /status ID ${label.toLowerCase()} LINK`,
@@ -131,11 +133,11 @@ export const MESSAGES = {
     defaultTargets: string | null;
     split: boolean;
     splitSpacingMinutes: number;
-  }, pendingAlerts?: { target: string; until: string } | null) =>
+  }, pendingAlerts?: { target: string; until: string } | null, alertsChatName?: string | null) =>
     [
       `Approval: ${s.approval.required ? `on, ${s.approval.quorum} needed${s.approval.allowSelf ? ', authors may approve their own' : ''}` : 'off'}`,
       `Approvers: chat admins${s.approval.approvers.length ? ` and ${s.approval.approvers.join(', ')}` : ''}`,
-      `Alerts: ${s.alertsChat ? 'the chat set with /settings alerts' : 'the chat each post came from'}`,
+      `Alerts: ${s.alertsChat ? `${alertsChatName ?? s.alertsChat} (set with /settings alerts)` : 'the chat each post came from'}`,
       ...(pendingAlerts ? [`Alerts request: waiting for an admin of ${pendingAlerts.target} to accept (until ${pendingAlerts.until})`] : []),
       `Default targets: ${s.defaultTargets ?? 'every linked account'}`,
       `Split long videos: ${s.split ? `on, parts ${s.splitSpacingMinutes} min apart` : 'off (add "split" to a command to split one post)'}`,
@@ -169,8 +171,8 @@ export const MESSAGES = {
   linkedPage: (label: string, handle: string) => `Linked ${label} @${handle}. You can close this page and go back to the chat.`,
   appPasswordPasted: () => 'That looked like an app password, so I deleted it. Never paste passwords into a chat: use the private form from /link bluesky.',
   appPasswordPastedNotDeleted: () => 'That looks like an app password. Delete your message now and revoke the password in Bluesky settings; use the private form from /link bluesky instead.',
-  waitingForRelink: (label: string, handle: string, hours: number) =>
-    `waiting: the ${label} account @${handle} needs re-linking (/link ${label.toLowerCase()}). It will be posted once it is, or fail after ${hours} h.`,
+  waitingForRelink: (label: string, handle: string, hours: number, command: string) =>
+    `waiting: the ${label} account @${handle} needs re-linking (${command}). It will be posted once it is, or fail after ${hours} h.`,
   alertNeedsReauth: (label: string, handle: string, reason: string) =>
     `🔑 ${label} @${handle} needs re-linking: ${reason || 'the platform no longer accepts its login'}. Posts for it wait up to 24 h.`,
   alertAtRisk: (label: string, handle: string, postId: string, when: string, state: string) =>
@@ -290,6 +292,8 @@ export const MESSAGES = {
   fixDiscordApplicationId: () => 'Set DISCORD_APPLICATION_ID (Discord developer portal, General Information); slash commands need it.',
   fixAccountReauth: (platform: string, handle: string, workspace: string) =>
     `Re-link it: reelay accounts add ${platform} --handle ${handle} --workspace ${workspace} (with a fresh app password or login).`,
+  fixAccountRelink: (platform: string, via: string | null, workspace: string) =>
+    `Re-link it: reelay accounts link ${platform}${via === null ? '' : ` --via ${via}`} --workspace ${workspace}, and open the link it prints.`,
   fixAccountUnsupported: (label: string) => `${label} is not supported by this version of Reelay; upgrade Reelay or stop posting to this account.`,
   fixOAuthClient: (label: string, variables: string) => `Set ${variables}: without them ${label} tokens cannot be refreshed and posting stops when they expire.`,
   fixPublicBaseUrl: () =>

@@ -52,6 +52,15 @@ export function linkedVia(platform: PlatformId, credentials: Credentials): Platf
   return null;
 }
 
+/**
+ * The command that re-links an account the way it was linked (`/link instagram via facebook` for
+ * an Instagram account from Facebook Login); credentials that cannot be opened name the platform's own.
+ */
+export async function relinkCommand(ctx: Context, account: { id: string; platform: PlatformId }): Promise<string> {
+  const credentials = await readCredentials(ctx.pool, ctx.secrets, account.id).catch(() => ({}));
+  return MESSAGES.linkCommand(account.platform, linkedVia(account.platform, credentials));
+}
+
 export function redirectUri(ctx: Context, platform: PlatformId): string {
   return `${ctx.config.http.publicBaseUrl!.replace(/\/+$/, '')}/oauth/${platform}/callback`;
 }

@@ -96,6 +96,46 @@ const FB_VERSION = 'v23.0';
 
 const api = (config: Config, platform: PlatformId, key = 'api') => (config.platforms[platform].urls[key] ?? '').replace(/\/+$/, '');
 
+const permissionsSchema = z.object({ data: z.array(z.object({ permission: z.string(), status: z.string() })) });
+
+/**
+ * Facebook Login's short-lived user token traded for a long-lived one (fb_exchange_token). Its
+ * answers do not say what was granted (the person can untick permissions on the consent page);
+ * /me/permissions does, so a declined one is named before anything is stored.
+ */
+async function facebookLongLived(short: TokenResponse, c: Config, fetchFn: typeof fetch): Promise<TokenResponse> {
+  const graph = `${api(c, 'facebook', 'graph')}/${FB_VERSION}`;
+  const client = c.platforms.facebook.client;
+  const long = await getGraph(fetchFn, `${graph}/oauth/access_token`, { grant_type: 'fb_exchange_token', client_id: client?.clientId ?? '', client_secret: client?.clientSecret ?? '', fb_exchange_token: short.access_token }, longLivedSchema);
+  const permissions = await getGraph(fetchFn, `${graph}/me/permissions`, { access_token: long.access_token }, permissionsSchema);
+  return { ...long, scope: permissions.data.filter((p) => p.status === 'granted').map((p) => p.permission).join(',') };
+}
+
+/** Pages per `/me/accounts` read (Graph's default is 25), and how many reads one login may take. */
+const PAGES_PER_READ = 100;
+const MAX_PAGE_READS = 20;
+
+const pagingSchema = z.object({ cursors: z.object({ after: z.string().optional() }).optional(), next: z.string().optional() }).optional();
+
+/**
+ * Every Page the login manages: `/me/accounts` is paged, and Graph gives `paging.next` only while
+ * more follow. The `after` cursor is asked of the configured Graph host (not the `next` URL, which
+ * carries the token wherever it points); a login with more Pages than the bound allows gets the first ones.
+ */
+async function facebookPages<T>(fetchFn: typeof fetch, c: Config, token: string, fields: string, page: z.ZodType<T>): Promise<T[]> {
+  const schema = z.object({ data: z.array(page), paging: pagingSchema });
+  const pages: T[] = [];
+  let after: string | undefined;
+  for (let read = 0; read < MAX_PAGE_READS; read++) {
+    const params: Record<string, string> = { fields, limit: String(PAGES_PER_READ), access_token: token, ...(after !== undefined ? { after } : {}) };
+    const body = await getGraph(fetchFn, `${api(c, 'facebook', 'graph')}/${FB_VERSION}/me/accounts`, params, schema);
+    pages.push(...body.data);
+    after = body.paging?.next ? body.paging.cursors?.after : undefined;
+    if (after === undefined || body.data.length === 0) break;
+  }
+  return pages;
+}
+
 export const OAUTH_PLATFORMS: Partial<Record<PlatformId, OAuthPlatform>> = {
   tiktok: {
     id: 'tiktok',
@@ -216,16 +256,12 @@ export const OAUTH_PLATFORMS: Partial<Record<PlatformId, OAuthPlatform>> = {
     scopeSeparator: ',',
     pkce: false,
     clientAuth: 'body',
-    longLived: async (short, c, fetchFn) => {
-      const client = c.platforms.facebook.client;
-      const long = await getGraph(fetchFn, `${api(c, 'facebook', 'graph')}/${FB_VERSION}/oauth/access_token`, { grant_type: 'fb_exchange_token', client_id: client?.clientId ?? '', client_secret: client?.clientSecret ?? '', fb_exchange_token: short.access_token }, longLivedSchema);
-      return { ...long, ...(short.scope !== undefined ? { scope: short.scope } : {}) };
-    },
+    longLived: facebookLongLived,
     // Page tokens derived from a long-lived user token do not expire; every Page the login manages
     // becomes an account, so `to facebook:<page name>` picks one.
     identify: async (token, response, c, fetchFn, now) => {
-      const pages = await getGraph(fetchFn, `${api(c, 'facebook', 'graph')}/${FB_VERSION}/me/accounts`, { fields: 'id,name,access_token', access_token: token }, z.object({ data: z.array(z.object({ id: z.string(), name: z.string(), access_token: z.string().optional() })) }));
-      const usable = pages.data.filter((page) => page.access_token);
+      const pages = await facebookPages(fetchFn, c, token, 'id,name,access_token', z.object({ id: z.string(), name: z.string(), access_token: z.string().optional() }));
+      const usable = pages.filter((page) => page.access_token);
       if (usable.length === 0) throw new LinkProblem('facebookNoPage');
       const userTokenExpiresAt = response.expires_in ? { userTokenExpiresAt: new Date(now + response.expires_in * 1000).toISOString() } : {};
       return usable.map((page) => ({
@@ -237,16 +273,10 @@ export const OAUTH_PLATFORMS: Partial<Record<PlatformId, OAuthPlatform>> = {
   },
 };
 
-const facebookLongLived = OAUTH_PLATFORMS.facebook!.longLived!;
-
-const permissionsSchema = z.object({ data: z.array(z.object({ permission: z.string(), status: z.string() })) });
-
-const pagesWithInstagramSchema = z.object({
-  data: z.array(z.object({
-    id: z.string(),
-    name: z.string().optional(),
-    instagram_business_account: z.object({ id: z.union([z.string(), z.number()]).transform(String), username: z.string().optional() }).optional(),
-  })),
+const pageWithInstagramSchema = z.object({
+  id: z.string(),
+  name: z.string().optional(),
+  instagram_business_account: z.object({ id: z.union([z.string(), z.number()]).transform(String), username: z.string().optional() }).optional(),
 });
 
 /**
@@ -268,25 +298,13 @@ export const OAUTH_VARIANTS: Partial<Record<PlatformId, Partial<Record<PlatformI
       pkce: false,
       clientAuth: 'body',
       linkedWith: (credentials) => credentials.loginType === 'facebook',
-      // Facebook's token answers do not say what was granted (the person can untick permissions on
-      // the consent page); /me/permissions does, so a missing one is named before anything is stored.
-      longLived: async (short, c, fetchFn) => {
-        const long = await facebookLongLived(short, c, fetchFn);
-        const permissions = await getGraph(fetchFn, `${api(c, 'facebook', 'graph')}/${FB_VERSION}/me/permissions`, { access_token: long.access_token }, permissionsSchema);
-        const granted = permissions.data.filter((p) => p.status === 'granted').map((p) => p.permission);
-        return { ...long, scope: granted.join(',') };
-      },
+      longLived: facebookLongLived,
       // No Page tokens are asked for: Instagram's calls take the user token, so none is kept.
       identify: async (token, _response, c, fetchFn, now) => {
-        const pages = await getGraph(
-          fetchFn,
-          `${api(c, 'facebook', 'graph')}/${FB_VERSION}/me/accounts`,
-          { fields: 'id,name,instagram_business_account{id,username}', access_token: token },
-          pagesWithInstagramSchema,
-        );
+        const pages = await facebookPages(fetchFn, c, token, 'id,name,instagram_business_account{id,username}', pageWithInstagramSchema);
         const seen = new Set<string>();
         const identities: Identity[] = [];
-        for (const page of pages.data) {
+        for (const page of pages) {
           const ig = page.instagram_business_account;
           if (!ig || seen.has(ig.id)) continue;
           seen.add(ig.id);

@@ -4,8 +4,9 @@
  * - every delivery of every post using it is terminal and the last one finished more than the
  *   grace period ago (MEDIA_RETENTION_HOURS; the grace leaves room for a `retry`), or
  * - no post uses it and it is older than UNATTACHED_MEDIA_HOURS.
- * Posts, deliveries and events stay: only bytes go. Runs hourly from pg-boss's cron
- * (QUEUES.cleanup) and on demand with `reelay cleanup`.
+ * Posts, deliveries and events stay: only bytes go. One-time link requests and alerts-chat requests
+ * are useless once expired; they are kept EXPIRED_REQUEST_DAYS (to look into a link that failed)
+ * and then deleted. Runs hourly from pg-boss's cron (QUEUES.cleanup) and on demand with `reelay cleanup`.
  */
 import { withTransaction, type Pool, type Queryable } from './db.ts';
 import type { Logger } from './log.ts';
@@ -83,7 +84,27 @@ async function deleteMedia(pool: Pool, id: string, options: CleanupOptions): Pro
   });
 }
 
+/** How long expired link and alerts requests are kept before the cleanup deletes them. */
+export const EXPIRED_REQUEST_DAYS = 7;
+
+const requestCutoff = (now: Date): Date => new Date(now.getTime() - EXPIRED_REQUEST_DAYS * 24 * HOUR_MS);
+
+/** `/link` requests (used or not) that expired more than EXPIRED_REQUEST_DAYS before `now`. */
+export async function deleteExpiredLinkRequests(db: Queryable, now: Date): Promise<number> {
+  const { rowCount } = await db.query('DELETE FROM link_requests WHERE expires_at < $1', [requestCutoff(now)]);
+  return rowCount ?? 0;
+}
+
+/** Alerts-chat requests (answered or not) that expired more than EXPIRED_REQUEST_DAYS before `now`. */
+export async function deleteExpiredAlertsRequests(db: Queryable, now: Date): Promise<number> {
+  const { rowCount } = await db.query('DELETE FROM alerts_requests WHERE expires_at < $1', [requestCutoff(now)]);
+  return rowCount ?? 0;
+}
+
 export async function runCleanup(deps: { pool: Pool; log: Logger }, options: CleanupOptions): Promise<CleanupResult> {
+  const linkRequests = await deleteExpiredLinkRequests(deps.pool, options.now);
+  const alertsRequests = await deleteExpiredAlertsRequests(deps.pool, options.now);
+  if (linkRequests + alertsRequests > 0) deps.log.info({ component: 'retention', linkRequests, alertsRequests }, 'expired requests deleted');
   const result: CleanupResult = { media: 0, renditions: 0, bytes: 0 };
   const tried = new Set<string>();
   for (;;) {

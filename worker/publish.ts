@@ -12,6 +12,7 @@ import { CRASH_RANDOM } from '../core/config.ts';
 import type { Context } from '../core/context.ts';
 import { withTransaction } from '../core/db.ts';
 import { describePublishError, MESSAGES, PublishError } from '../core/errors.ts';
+import { relinkCommand } from '../core/linking.ts';
 import { capReached, type Cap, type CapDecision } from '../core/caps.ts';
 import { formatInZone } from '../core/schedule.ts';
 import { nextAttempt, sendPublish } from '../core/jobs.ts';
@@ -286,7 +287,7 @@ async function waitForRelink(env: PublishEnvironment, delivery: DeliveryView, sc
     if (failed) await env.notify.deliveryChanged(delivery.id);
     return;
   }
-  const reason = MESSAGES.waitingForRelink(label, delivery.handle, RELINK_WAIT_HOURS);
+  const reason = MESSAGES.waitingForRelink(label, delivery.handle, RELINK_WAIT_HOURS, await relinkCommand(ctx, { id: delivery.account_id, platform: delivery.platform }));
   await withTransaction(ctx.pool, async (tx) => {
     const waiting = delivery.state === 'scheduled' && delivery.error === reason ? delivery : await transition(tx, delivery.id, 'scheduled', { errorCode: 'auth', error: reason });
     if (!waiting) return;

@@ -379,7 +379,7 @@ export class ChatService {
           const link = await createLinkRequest(ctx, { workspaceId: account.workspace_id, memberId: member.id, platform: account.platform, via, chat: `${place.chat}:${place.chatId}` });
           // Telegram: a user's private chat has the user's id. Elsewhere the hint names the command.
           const sent = await this.#deps.outbox.send(member.id, { text: MESSAGES.linkPrivateText(label, link.url, account.workspace_id) }).then(() => true, () => false);
-          return sent ? MESSAGES.relinkSent(label) : MESSAGES.relinkHint();
+          return sent ? MESSAGES.relinkSent(label) : MESSAGES.relinkHint(MESSAGES.linkCommand(account.platform, via));
         }
         case 'acceptalerts':
         case 'declinealerts':
@@ -567,7 +567,7 @@ export class ChatService {
         // A choice made here replaces a request still waiting elsewhere.
         next = await withTransaction(ctx.pool, async (tx) => {
           await withdrawAlertsRequests(tx, place.workspaceId, new Date(ctx.now()));
-          return updateSettings(tx, place.workspaceId, (s) => ({ ...s, alertsChat: here ? `${place.chat}:${place.chatId}` : other ? `${place.chat}:${other}` : null }));
+          return updateSettings(tx, place.workspaceId, (s) => ({ ...s, alertsChat: here ? `${place.chat}:${place.chatId}` : other ? `${place.chat}:${other}` : null, alertsChatName: null }));
         });
         break;
       }
@@ -611,7 +611,26 @@ export class ChatService {
   /** The settings, and an alerts request still waiting for the other chat. */
   async #settingsText(place: ChatPlace, row: MemberRow, settings: WorkspaceSettings): Promise<string> {
     const pending = await pendingAlertsRequest(this.#ctx.pool, place.workspaceId, new Date(this.#ctx.now()));
-    return MESSAGES.settingsShow(settings, pending ? { target: pending.target_name, until: formatInZone(pending.expires_at, await this.#timeZone(place, row)) } : null);
+    return MESSAGES.settingsShow(settings, pending ? { target: pending.target_name, until: formatInZone(pending.expires_at, await this.#timeZone(place, row)) } : null, await this.#alertsChatName(settings));
+  }
+
+  /**
+   * The alerts chat by name: the one kept when its admin accepted, else what the chat answers to
+   * (a chat set directly, or by an older Reelay), else its id.
+   */
+  async #alertsChatName(settings: WorkspaceSettings): Promise<string | null> {
+    if (!settings.alertsChat) return null;
+    if (settings.alertsChatName) return settings.alertsChatName;
+    const address = parseChatAddress(settings.alertsChat);
+    if (!address) return settings.alertsChat;
+    const { outbox, ctx } = this.#deps;
+    const info = address.chat === outbox.chat && outbox.describe
+      ? await outbox.describe(address.chatId).catch((error: unknown) => {
+          ctx.log.debug({ component: 'chat', err: error, chat: settings.alertsChat }, 'alerts chat not described');
+          return null;
+        })
+      : null;
+    return info?.name ?? address.chatId;
   }
 
   /**
@@ -652,7 +671,7 @@ export class ChatService {
     if (!this.#isAdmin(member, await this.#member(place, member))) return MESSAGES.adminOnly(decision === 'accepted' ? 'Accept' : 'Decline');
     const request = await withTransaction(ctx.pool, async (tx) => {
       const decided = await decideAlertsRequest(tx, code, here, decision, now);
-      if (decided?.decision === 'accepted') await updateSettings(tx, decided.workspace_id, (s) => ({ ...s, alertsChat: here }));
+      if (decided?.decision === 'accepted') await updateSettings(tx, decided.workspace_id, (s) => ({ ...s, alertsChat: here, alertsChatName: decided.target_name }));
       return decided;
     });
     if (!request) return MESSAGES.alertsRequestClosed();

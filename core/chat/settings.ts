@@ -18,6 +18,8 @@ export const SETTINGS_SCHEMA = z.object({
     .prefault({}),
   /** Where alerts go (`<chat>:<chat id>`), or null for the chat a post came from. */
   alertsChat: z.string().nullable().default(null),
+  /** The alerts chat's name as it was when its admin accepted (for /settings); null: ask the chat. */
+  alertsChatName: z.string().nullable().default(null),
   /** Targets used when a request names none (the `/post` grammar), or null for every linked account. */
   defaultTargets: z.string().nullable().default(null),
   split: z.boolean().default(false),

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startHttp, type HttpServer } from '../../bot/http.ts';
 import { startTelegram, type RunningTelegram } from '../../bot/telegram.ts';
-import { readCredentials } from '../../core/accounts.ts';
+import { readCredentials, upsertAccount } from '../../core/accounts.ts';
 import { linkAnnouncer, ChatNotifier } from '../../core/chat/notifier.ts';
 import { button } from '../../core/chat/outbox.ts';
 import { configuredOutboxes } from '../../core/chat/outboxes.ts';
@@ -431,4 +431,74 @@ test('only admins link; an app password pasted in chat is deleted with a warning
   assert.equal(oauth.accessTokens.get(token)?.revoked, true, 'revoked with the platform');
   const state = await ctx.pool.query<{ state: string }>('SELECT state FROM accounts WHERE id = $1', [rows[0]!.id]);
   assert.equal(state.rows[0]!.state, 'disabled');
+});
+
+test('/link facebook reads what was granted from /me/permissions and names a declined permission', async () => {
+  const workspaceId = `telegram:${group.id}`;
+  const facebookAccounts = async () => (await ctx.pool.query(`SELECT 1 FROM accounts WHERE platform = 'facebook'`)).rowCount;
+  const before = await facebookAccounts();
+  const reads = () => oauth.log.filter((entry) => entry.platform === 'facebook' && entry.path === '/v23.0/me/permissions' && entry.status === 200).length;
+  const readsBefore = reads();
+  oauth.consent.set('facebook', { grant: ['pages_show_list', 'pages_read_engagement'] });
+  const narrow = await createLinkRequest(ctx, { workspaceId, memberId: 'm', platform: 'facebook', chat: null });
+  const page = await followLink(narrow.url).finally(() => oauth.consent.delete('facebook'));
+  assert.equal(page.status, 400);
+  assert.ok(page.text.includes(MESSAGES.linkMissingScopes('Facebook', ['pages_manage_posts']).replace(/'/g, '&#39;')), page.text);
+  assert.equal(await facebookAccounts(), before, 'nothing is stored');
+  assert.equal(reads(), readsBefore + 1, 'the granted permissions came from /me/permissions');
+});
+
+test("both Facebook flows read every page of /me/accounts (Graph pages it), not only the first", async () => {
+  const workspaceId = 'paged-pages';
+  await ensureWorkspace(ctx.pool, workspaceId, 'UTC');
+  const saved = oauth.pages;
+  const count = 230;
+  const withInstagram = new Set([0, 120, count - 1]);
+  oauth.pages = Array.from({ length: count }, (_, i) => ({
+    id: String(102000000000000 + i),
+    name: `Paged ${String(i).padStart(3, '0')}`,
+    ...(withInstagram.has(i) ? { instagram: { id: String(17841500000000000 + i), username: `paged${i}` } } : {}),
+  }));
+  const accountReads = () => oauth.log.filter((entry) => entry.platform === 'facebook' && entry.path === '/v23.0/me/accounts');
+  try {
+    const readsBefore = accountReads().length;
+    const instagram = await createLinkRequest(ctx, { workspaceId, memberId: 'm', platform: 'instagram', via: 'facebook', chat: null });
+    const linkedInstagram = await followLink(instagram.url);
+    assert.equal(linkedInstagram.status, 200, linkedInstagram.text);
+    const reads = accountReads().slice(readsBefore);
+    assert.equal(reads.length, 3, 'three reads of at most 100 Pages');
+    assert.deepEqual(reads.map((r) => r.status), [200, 200, 200]);
+    assert.equal(reads[0]!.params.after, undefined);
+    assert.ok(reads[1]!.params.after && reads[2]!.params.after && reads[1]!.params.after !== reads[2]!.params.after, 'each later read names the cursor it was given');
+    const { rows: igRows } = await ctx.pool.query<{ handle: string }>(`SELECT handle FROM accounts WHERE platform = 'instagram' AND workspace_id = $1 ORDER BY handle`, [workspaceId]);
+    assert.deepEqual(igRows.map((r) => r.handle), ['paged0', 'paged120', 'paged229'], 'Instagram accounts on the second and third pages are linked too');
+
+    const facebook = await createLinkRequest(ctx, { workspaceId, memberId: 'm', platform: 'facebook', chat: null });
+    const linkedFacebook = await followLink(facebook.url);
+    assert.equal(linkedFacebook.status, 200, linkedFacebook.text);
+    const { rows: fbRows } = await ctx.pool.query<{ id: string; handle: string }>(`SELECT id, handle FROM accounts WHERE platform = 'facebook' AND workspace_id = $1 ORDER BY handle`, [workspaceId]);
+    assert.equal(fbRows.length, count, 'every Page the login manages');
+    assert.equal(fbRows.at(-1)!.handle, `Paged ${count - 1}`);
+    const last = facebookCredentialsSchema.parse(await readCredentials(ctx.pool, ctx.secrets, fbRows.at(-1)!.id));
+    assert.match(last.pageAccessToken ?? '', new RegExp(`^pt-${102000000000000 + count - 1}-`));
+    assert.deepEqual((last.scope ?? '').split(',').sort(), ['pages_manage_posts', 'pages_read_engagement', 'pages_show_list', 'public_profile'], 'the granted permissions, from /me/permissions');
+  } finally {
+    oauth.pages = saved;
+  }
+});
+
+test('Re-link pressed by an admin Reelay cannot message privately names /link instagram via facebook for such an account', async () => {
+  const boss = sim.createUser({ first_name: 'Bo', username: 'bo' });
+  const other = sim.createGroup({ title: 'Second', creator: boss, bot: 'administrator' });
+  const workspaceId = `telegram:${other.id}`;
+  await ensureWorkspace(ctx.pool, workspaceId, 'UTC');
+  const viaFacebook = await upsertAccount(ctx.pool, ctx.secrets, { workspaceId, platform: 'instagram', handle: 'boreels', remoteId: '17841400000000077', credentials: { accessToken: 'lt', loginType: 'facebook', userId: '17841400000000077', username: 'boreels', pageId: '101000000000077' }, expiresAt: null });
+  const own = await upsertAccount(ctx.pool, ctx.secrets, { workspaceId, platform: 'instagram', handle: 'boself', remoteId: '17841400000000078', credentials: { accessToken: 'lt', loginType: 'instagram', userId: '17841400000000078', username: 'boself' }, expiresAt: null });
+  const outbox = configuredOutboxes(ctx.config).telegram!;
+  for (const [account, command] of [[viaFacebook, '/link instagram via facebook'], [own, '/link instagram']] as const) {
+    const alert = await outbox.send(String(other.id), { text: 'needs re-linking', buttons: [[button('Re-link Instagram', 'relink', account.id)]] });
+    const queryId = sim.pressButton(other, boss, Number(alert), `relink:${account.id}`);
+    await sim.waitFor(() => sim.callbackAnswers.get(queryId), 10_000);
+    assert.equal(sim.callbackAnswers.get(queryId)!.text, MESSAGES.relinkHint(command));
+  }
 });

@@ -168,7 +168,7 @@ test('alerts to another chat: that chat is asked, and only its admin can accept'
   assert.match(await pressed(second, admin, 'Accept'), /Accepted by @ada: Reelay alerts of Creators come here now/);
   await sim.waitForBotMessage(group, (m) => /Alerts accepted: this chat's Reelay alerts go there now/.test(text(m)));
   assert.equal(await alertsSetting(), `telegram:${alertsChat.id}`);
-  const shown = await replyTo(group, sim.sendUserMessage(group, member, { text: '/settings' }), /Alerts: the chat set/);
+  const shown = await replyTo(group, sim.sendUserMessage(group, member, { text: '/settings' }), /Alerts: Alerts \(set with \/settings alerts\)/);
   assert.doesNotMatch(text(shown), /Alerts request/);
 });
 

@@ -96,6 +96,10 @@ test('what is wrong is a failing row with its fix, and the command exits 1', asy
   await upsertAccount(ctx.pool, ctx.secrets, { workspaceId: 'cli', platform: 'bluesky', handle: 'revoked.test', remoteId: null, credentials: {}, expiresAt: null }).then((a) =>
     setAccountState(ctx.pool, a.id, 'needs_reauth', 'Invalid identifier or password'),
   );
+  // OAuth accounts are re-linked with `accounts link`, the way they were linked.
+  for (const [platform, handle, credentials] of [['instagram', 'viafacebook', { loginType: 'facebook' }], ['tiktok', 'lapsed', {}]] as const) {
+    await upsertAccount(ctx.pool, ctx.secrets, { workspaceId: 'cli', platform, handle, remoteId: null, credentials, expiresAt: null }).then((a) => setAccountState(ctx.pool, a.id, 'needs_reauth', 'token revoked'));
+  }
   // Saved under another key (a key rotated without re-encrypting): unreadable with this one.
   await ensureWorkspace(ctx.pool, 'telegram:42', 'UTC');
   await upsertAccount(ctx.pool, createSecretBox(randomBytes(32)), { workspaceId: 'telegram:42', platform: 'bluesky', handle: 'otherkey.test', remoteId: null, credentials: {}, expiresAt: null });
@@ -117,6 +121,8 @@ test('what is wrong is a failing row with its fix, and the command exits 1', asy
     'Telegram bot': MESSAGES.fixChatToken('TELEGRAM_BOT_TOKEN'),
     'Discord application id': MESSAGES.fixDiscordApplicationId(),
     'Bluesky @revoked.test': MESSAGES.fixAccountReauth('bluesky', 'revoked.test', 'cli'),
+    'Instagram @viafacebook': 'Re-link it: reelay accounts link instagram --via facebook --workspace cli, and open the link it prints.',
+    'TikTok @lapsed': MESSAGES.fixAccountRelink('tiktok', null, 'cli'),
     'Bluesky @otherkey.test (telegram:42)': MESSAGES.fixSecretKeyMismatch(1),
   };
   for (const [check, fix] of Object.entries(expected)) {
@@ -132,7 +138,7 @@ test('what is wrong is a failing row with its fix, and the command exits 1', asy
 
 test('reelay doctor exits 0 when ready and 1 with an unreachable database, and says why', async () => {
   const base = { DATABASE_URL: ctx.databaseUrl, REELAY_SECRET_KEY: key, REELAY_DATA_DIR: join(ctx.dir, 'doctor') };
-  await ctx.pool.query(`DELETE FROM accounts WHERE handle IN ('revoked.test', 'otherkey.test')`);
+  await ctx.pool.query(`DELETE FROM accounts WHERE handle IN ('revoked.test', 'otherkey.test', 'viafacebook', 'lapsed')`);
   const ready = await run(['doctor'], base);
   assert.equal(ready.code, 0, ready.stdout + ready.stderr);
   assert.match(ready.stdout, /^CHECK\s+STATUS\s+DETAIL$/m);

@@ -131,7 +131,7 @@ test('a revoked login exits 1 with the reason: the delivery waits for a re-link,
   const clip = makeClip(join(ctx.dir, 'fail.mp4'));
   const run = await reelay(['post', clip, '--to', `bluesky:${account.handle}`, '--wait']);
   assert.equal(run.code, 1, run.stderr);
-  assert.ok(run.stdout.includes(MESSAGES.waitingForRelink('Bluesky', account.handle, RELINK_WAIT_HOURS)), run.stdout);
+  assert.ok(run.stdout.includes(MESSAGES.waitingForRelink('Bluesky', account.handle, RELINK_WAIT_HOURS, '/link bluesky')), run.stdout);
   const { rows } = await ctx.pool.query<{ state: string }>(`SELECT state FROM accounts WHERE handle = $1`, [account.handle]);
   assert.equal(rows[0]!.state, 'needs_reauth');
 });

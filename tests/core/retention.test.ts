@@ -1,6 +1,7 @@
 /**
  * Retention at explicit times: what is deleted (bytes, renditions, large objects) and what must
- * stay (anything still moving, anything inside its grace period), and the hourly schedule.
+ * stay (anything still moving, anything inside its grace period), and the hourly schedule; expired
+ * link and alerts requests go a week after they expire.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -8,7 +9,8 @@ import { MESSAGES } from '../../core/errors.ts';
 import { CLEANUP_SCHEDULE, QUEUES, scheduleCleanup } from '../../core/jobs.ts';
 import { PLATFORM_SPECS } from '../../core/platforms.ts';
 import { getDelivery, getPost, transition } from '../../core/posts.ts';
-import { listExpiredMedia, runCleanup } from '../../core/retention.ts';
+import { deleteExpiredAlertsRequests, deleteExpiredLinkRequests, listExpiredMedia, runCleanup } from '../../core/retention.ts';
+import { ensureWorkspace } from '../../core/workspaces.ts';
 import { startWorker } from '../../worker/main.ts';
 import { handlePublish } from '../../worker/publish.ts';
 import { silentNotifier } from '../../worker/notify.ts';
@@ -116,4 +118,38 @@ test('the cleanup runs on an hourly pg-boss schedule, handled by the worker', as
     await worker.stop();
   }
   for (const oid of expired.oids) assert.equal(await objectExists(ctx, oid), false);
+});
+
+test('link and alerts requests that expired more than 7 days ago are deleted; later ones stay', async () => {
+  const now = new Date();
+  const daysAgo = (days: number) => new Date(now.getTime() - days * 24 * HOUR);
+  for (const id of ['requests-a', 'requests-b']) await ensureWorkspace(ctx.pool, id, 'UTC');
+  const link = (token: string, expiresAt: Date, usedAt: Date | null = null) =>
+    ctx.pool.query(`INSERT INTO link_requests (token_hash, workspace_id, member_id, platform, expires_at, used_at) VALUES ($1, 'requests-a', 'm', 'tiktok', $2, $3)`, [token, expiresAt, usedAt]);
+  const alerts = (code: string, workspaceId: string, expiresAt: Date, decision: string | null) =>
+    ctx.pool.query(
+      `INSERT INTO alerts_requests (code_hash, workspace_id, from_chat, from_name, target_chat, target_name, requested_by, expires_at, decision)
+       VALUES ($1, $2, 'telegram:-1', 'From', 'telegram:-2', 'To', 'm', $3, $4)`,
+      [code, workspaceId, expiresAt, decision],
+    );
+  await link('link-unused-8d', daysAgo(8));
+  await link('link-used-30d', daysAgo(30), daysAgo(30.01));
+  await link('link-6d', daysAgo(6.9));
+  await link('link-live', new Date(now.getTime() + 600_000));
+  await alerts('alerts-accepted-8d', 'requests-a', daysAgo(8), 'accepted');
+  await alerts('alerts-open-10d', 'requests-b', daysAgo(10), null);
+  await alerts('alerts-declined-6d', 'requests-a', daysAgo(6.9), 'declined');
+  await alerts('alerts-live', 'requests-a', new Date(now.getTime() + 24 * HOUR), null);
+
+  await runCleanup(ctx, { now, graceHours: 24 });
+  const links = await ctx.pool.query<{ token_hash: string }>(`SELECT token_hash FROM link_requests WHERE workspace_id = 'requests-a' ORDER BY token_hash`);
+  assert.deepEqual(links.rows.map((r) => r.token_hash), ['link-6d', 'link-live']);
+  const requests = await ctx.pool.query<{ code_hash: string }>(`SELECT code_hash FROM alerts_requests WHERE workspace_id IN ('requests-a', 'requests-b') ORDER BY code_hash`);
+  assert.deepEqual(requests.rows.map((r) => r.code_hash), ['alerts-declined-6d', 'alerts-live']);
+
+  // A day later the 6.9-day-old ones are past the week too.
+  const later = new Date(now.getTime() + 24 * HOUR);
+  assert.equal(await deleteExpiredLinkRequests(ctx.pool, later), 1);
+  assert.equal(await deleteExpiredAlertsRequests(ctx.pool, later), 1);
+  assert.equal(await deleteExpiredLinkRequests(ctx.pool, later), 0, 'a second sweep finds nothing');
 });

@@ -20,7 +20,8 @@
  * Facebook's token answers do not list the granted permissions; `/me/permissions` does (granted and
  * declined, as the consent left them). `/me/accounts` answers only the `fields` asked for, with
  * `instagram_business_account{id,username}` expanded only when asked (bare: just its id), for the
- * Pages in `pages` and their connected Instagram professional accounts.
+ * Pages in `pages` and their connected Instagram professional accounts, paged as Graph pages
+ * edges (`limit`, `after` cursor, `paging.cursors` and `paging.next` while more follow).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -328,12 +329,33 @@ export class OAuthSim {
       const token = this.accessTokens.get(params.access_token ?? '');
       if (!token || token.platform !== platform || token.revoked) return this.#graphError(response, 400, 'Invalid OAuth access token.', 190);
       if (token.kind !== 'long') return this.#graphError(response, 400, 'Error validating access token: Session has expired.', 190);
-      record(200, { fields: params.fields ?? '' });
+      if (platform !== 'facebook') record(200, { fields: params.fields ?? '' });
       const u = this.user;
       if (platform === 'instagram') return this.#json(response, 200, { user_id: `1784${u.id}`, username: u.username, id: `9${u.id}` });
       if (platform === 'threads') return this.#json(response, 200, { id: `2${u.id}`, username: u.username });
       const fields = parseFields(params.fields ?? 'id,name');
-      return this.#json(response, 200, { data: this.pages.map((page) => this.#page(page, fields)) });
+      // Paged as Graph pages edges: `limit` (default 25, at most 100), opaque `after`/`before`
+      // cursors naming the first and last Page of the answer, `next` only while more follow.
+      const limit = Math.min(Number(params.limit ?? 25) || 25, 100);
+      let start = 0;
+      if (params.after !== undefined) {
+        const index = this.pages.findIndex((page) => cursor(page.id) === params.after);
+        if (index < 0) return this.#graphError(response, 400, 'Invalid cursor', 100);
+        start = index + 1;
+      }
+      const slice = this.pages.slice(start, start + limit);
+      const paging: Record<string, unknown> = {};
+      if (slice.length > 0) {
+        paging.cursors = { before: cursor(slice[0]!.id), after: cursor(slice.at(-1)!.id) };
+        if (start + limit < this.pages.length) {
+          const next = new URL(url);
+          next.searchParams.set('limit', String(limit));
+          next.searchParams.set('after', cursor(slice.at(-1)!.id));
+          paging.next = next.toString();
+        }
+      }
+      record(200, { fields: params.fields ?? '', ...(params.after !== undefined ? { after: params.after } : {}), limit: String(limit) });
+      return this.#json(response, 200, { data: slice.map((page) => this.#page(page, fields)), paging });
     }
     record(404, {});
     return this.#graphError(response, 404, `Unknown path components: ${path}`, 2500);
@@ -350,6 +372,11 @@ export class OAuthSim {
     if (platform === 'linkedin') return { access_token: access, expires_in: 5_184_000, scope };
     return base;
   }
+}
+
+/** An opaque Graph cursor for an edge item. */
+function cursor(id: string): string {
+  return Buffer.from(`page:${id}`).toString('base64url');
 }
 
 /** Graph's `fields`: `a,b,c{d,e}` → a → null, c → [d, e] (one level of expansion is all Reelay asks). */

@@ -51,6 +51,17 @@ const tiktok: PlatformAdapter = {
   },
 };
 
+/** An Instagram whose login is always gone: what its waiting deliveries say. */
+const instagram: PlatformAdapter = {
+  spec: PLATFORM_SPECS.instagram,
+  async publish() {
+    throw new PublishError('auth', 'Error validating access token: Session has expired.', { retryable: false });
+  },
+  async check(remoteId) {
+    return { status: 'published', remoteId, url: 'https://www.instagram.com/reel/x' };
+  },
+};
+
 async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -62,11 +73,12 @@ async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeo
 }
 
 before(async () => {
-  ctx = await testContext();
+  // Instagram takes posts only where Reelay has a public address (nothing is fetched here).
+  ctx = await testContext({ env: { PUBLIC_BASE_URL: 'http://127.0.0.1:9' } });
   await ensureWorkspace(ctx.pool, 'telegram:-100', 'UTC');
   clip = makeClip(join(ctx.dir, 'clip.mp4'), { width: 360, height: 640, seconds: 4 });
   notifier = new ChatNotifier({ pool: ctx.pool, log: ctx.log, now: ctx.now, outboxes: { telegram: outbox } });
-  worker = await startWorker(ctx, { notify: notifier, pollingIntervalSeconds: 0.5, adapters: { tiktok } });
+  worker = await startWorker(ctx, { notify: notifier, pollingIntervalSeconds: 0.5, adapters: { tiktok, instagram } });
 });
 
 after(async () => {
@@ -78,7 +90,7 @@ after(async () => {
 test('the delivery waits for a re-link, the chat is told once with a Re-link button, and re-linking sends it', async () => {
   const account = await upsertAccount(ctx.pool, ctx.secrets, { workspaceId: 'telegram:-100', platform: 'tiktok', handle: 'creator', remoteId: null, credentials: { token: 'x' }, expiresAt: null });
   const { post } = await submitPost(ctx, { workspaceId: 'telegram:-100', authorId: 'u1', filePath: clip, caption: 'waits', targets: [{ platform: 'tiktok', handle: null }] });
-  const waiting = await until(() => getDelivery(ctx.pool, post.deliveries[0]!.id), (d) => d?.error === MESSAGES.waitingForRelink('TikTok', 'creator', 24));
+  const waiting = await until(() => getDelivery(ctx.pool, post.deliveries[0]!.id), (d) => d?.error === MESSAGES.waitingForRelink('TikTok', 'creator', 24, '/link tiktok'));
   assert.equal(waiting?.state, 'scheduled', 'waiting, not failed');
   assert.equal((await getAccount(ctx.pool, account.id))?.state, 'needs_reauth');
   const alerts = sent.filter((s) => s.message.text.startsWith('🔑'));
@@ -102,4 +114,24 @@ test('a delivery still waiting 24 h after its slot fails with the reason', async
   await wakeWaiting(ctx, post.deliveries[0]!.account_id);
   const failed = await until(() => getDelivery(ctx.pool, post.deliveries[0]!.id), (d) => d?.state === 'failed');
   assert.equal(failed?.error, MESSAGES.platformAuth('TikTok'));
+});
+
+test('a waiting delivery names the command that re-links its account the way it was linked', async () => {
+  const viaFacebook = { accessToken: 'x', loginType: 'facebook', userId: '17841400000000001', username: 'caseycooks', pageId: '101000000000001' };
+  const own = { accessToken: 'y', loginType: 'instagram', userId: '17841400000000002', username: 'caseytravels' };
+  await upsertAccount(ctx.pool, ctx.secrets, { workspaceId: 'telegram:-100', platform: 'instagram', handle: 'caseycooks', remoteId: viaFacebook.userId, credentials: viaFacebook, expiresAt: null });
+  await upsertAccount(ctx.pool, ctx.secrets, { workspaceId: 'telegram:-100', platform: 'instagram', handle: 'caseytravels', remoteId: own.userId, credentials: own, expiresAt: null });
+  const { post } = await submitPost(ctx, {
+    workspaceId: 'telegram:-100',
+    authorId: 'u1',
+    filePath: clip,
+    caption: 'both wait',
+    targets: [{ platform: 'instagram', handle: 'caseycooks' }, { platform: 'instagram', handle: 'caseytravels' }],
+  });
+  const waiting = await until(() => listDeliveries(ctx.pool, post.id), (ds) => ds.length === 2 && ds.every((d) => d.error_code === 'auth' && d.state === 'scheduled'));
+  const reasons = Object.fromEntries(waiting.map((d) => [d.handle, d.error]));
+  assert.deepEqual(reasons, {
+    caseycooks: MESSAGES.waitingForRelink('Instagram', 'caseycooks', 24, '/link instagram via facebook'),
+    caseytravels: MESSAGES.waitingForRelink('Instagram', 'caseytravels', 24, '/link instagram'),
+  });
 });

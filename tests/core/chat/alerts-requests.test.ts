@@ -102,7 +102,20 @@ test('another chat is asked; nothing changes until its admin accepts, then both 
   assert.equal(await alertsChat(), 'telegram:-20');
   assert.deepEqual(edits.at(-1), { chatId: '-20', messageId, message: { text: 'Accepted by Ada: Reelay alerts of Creators come here now.' } }, 'the request message loses its buttons');
   assert.deepEqual(sent.slice(before).map((s) => [s.chatId, s.message.text]), [['-10', "Alerts accepted: this chat's Reelay alerts go there now."]]);
-  assert.doesNotMatch((await service.command(at('-10'), max, 'settings', '')).text, /Alerts request/);
+  const settings = (await service.command(at('-10'), max, 'settings', '')).text;
+  assert.doesNotMatch(settings, /Alerts request/);
+  assert.match(settings, /^Alerts: Alerts \(set with \/settings alerts\)$/m, 'the accepted chat by name');
+  // The name outlives the request (the retention sweep deletes it a week after it expired).
+  await ctx.pool.query('DELETE FROM alerts_requests');
+  assert.match((await service.command(at('-10'), max, 'settings', '')).text, /^Alerts: Alerts \(set/m);
+});
+
+test('/settings names an alerts chat set directly by asking the chat, and falls back to its id', async () => {
+  const service = telegram();
+  assert.match((await service.command(at('-10'), ada, 'settings', 'alerts here')).text, /^Alerts: Creators \(set with \/settings alerts\)$/m);
+  await ctx.pool.query(`UPDATE workspaces SET settings = settings || '{"alertsChat": "telegram:-77"}'::jsonb WHERE id = 'telegram:-10'`);
+  assert.match((await service.command(at('-10'), max, 'settings', '')).text, /^Alerts: -77 \(set with \/settings alerts\)$/m, 'a chat the bot cannot see: its id');
+  assert.match((await service.command(at('-10'), ada, 'settings', 'alerts off')).text, /^Alerts: the chat each post came from$/m);
 });
 
 test('a replayed or crossed press is refused: the code works once, and only in the chat asked', async () => {
@@ -164,6 +177,7 @@ test('Discord: a channel of the same guild is set at once; another guild\'s chan
   assert.match((await service.command(general, ada, 'settings', 'alerts <#222>')).text, /^Saved\./);
   assert.equal(await alertsChat('discord:900'), 'discord:222');
   assert.equal(sent.length, before, 'no request for a channel of the same guild');
+  assert.match((await service.command(general, max, 'settings', '')).text, /^Alerts: #alerts \(set with \/settings alerts\)$/m);
 
   assert.match((await service.command(general, ada, 'settings', 'alerts <#444>')).text, /^I cannot post in 444/, 'a channel the bot cannot see');
   assert.match((await service.command(general, ada, 'settings', 'alerts <#333>')).text, /^Asked #inbox to take/);
@@ -174,4 +188,5 @@ test('Discord: a channel of the same guild is set at once; another guild\'s chan
   assert.equal(await service.button(at('333', '9', 'discord', 'discord:901'), { id: '7', name: 'Zoe', chatAdmin: false }, accept), 'Only admins of this chat can use Accept.');
   assert.match(await service.button(at('333', '9', 'discord', 'discord:901'), { id: '8', name: 'Owner', chatAdmin: true }, accept), /^Accepted by Owner: Reelay alerts of #general/);
   assert.equal(await alertsChat('discord:900'), 'discord:333');
+  assert.match((await service.command(general, max, 'settings', '')).text, /^Alerts: #inbox \(set with \/settings alerts\)$/m);
 });
