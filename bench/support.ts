@@ -74,6 +74,17 @@ export async function countDeliveries(ctx: TestContext, state: string, postIds: 
 
 const BIN = fileURLToPath(new URL('../bin/reelay.js', import.meta.url));
 
+/** Node's flags from the image's ENTRYPOINT (`node <flags> bin/reelay.js`), so a benchmark runs the worker as deployed. */
+export function imageNodeFlags(): string[] {
+  const dockerfile = readFileSync(fileURLToPath(new URL('../Dockerfile', import.meta.url)), 'utf8');
+  const line = /^ENTRYPOINT (\[.*\])$/m.exec(dockerfile);
+  if (!line) throw new Error('the Dockerfile has no ENTRYPOINT [...] line');
+  const words = JSON.parse(line[1]!) as string[];
+  const bin = words.indexOf('bin/reelay.js');
+  if (words[0] !== 'node' || bin < 0) throw new Error(`unexpected ENTRYPOINT: ${line[1]}`);
+  return words.slice(1, bin);
+}
+
 export interface WorkerChild {
   child: ChildProcess;
   exited: Promise<number | null>;
@@ -84,7 +95,7 @@ export interface WorkerChild {
 
 /** `reelay worker` as its own process against the context's database, as a deployment runs it. */
 export function spawnWorker(ctx: TestContext, env: Record<string, string>, name: string): WorkerChild {
-  const child = spawn(process.execPath, [BIN, 'worker'], {
+  const child = spawn(process.execPath, [...imageNodeFlags(), BIN, 'worker'], {
     env: {
       ...process.env,
       DATABASE_URL: ctx.databaseUrl,

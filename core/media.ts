@@ -8,8 +8,14 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Client, Pool, Queryable } from './db.ts';
+import { streamed } from './memory.ts';
 
 export const CHUNK_BYTES = 1024 * 1024;
+/**
+ * Smaller than the write chunk: each lo_get comes back as a hex string twice its size plus the
+ * decoded Buffer, and smaller ones are freed sooner (core/memory.ts); reads are cheap queries.
+ */
+export const READ_CHUNK_BYTES = 256 * 1024;
 
 export interface StoredObject {
   oid: number;
@@ -31,8 +37,9 @@ export async function importStream(tx: Client, source: AsyncIterable<Buffer | Ui
   let pendingBytes = 0;
   const flush = async () => {
     if (pendingBytes === 0) return;
-    const chunk = Buffer.concat(pending, pendingBytes);
+    const chunk = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
     await tx.query('SELECT lo_put($1::oid, $2::bigint, $3::bytea)', [oid, size - pendingBytes, chunk]);
+    streamed(pendingBytes);
     pending = [];
     pendingBytes = 0;
   };
@@ -53,9 +60,10 @@ export function openObject(db: Queryable, oid: number, size: number, range?: { s
   const start = range?.start ?? 0;
   const end = Math.min(range?.end ?? size - 1, size - 1);
   async function* chunks(): AsyncGenerator<Buffer> {
-    for (let offset = start; offset <= end; offset += CHUNK_BYTES) {
-      const length = Math.min(CHUNK_BYTES, end - offset + 1);
+    for (let offset = start; offset <= end; offset += READ_CHUNK_BYTES) {
+      const length = Math.min(READ_CHUNK_BYTES, end - offset + 1);
       const { rows } = await db.query<{ data: Buffer }>('SELECT lo_get($1::oid, $2::bigint, $3::int) AS data', [oid, offset, length]);
+      streamed(length);
       yield rows[0]!.data;
     }
   }

@@ -1,9 +1,9 @@
-/** The benchmark helpers whose mistakes would skew every number: percentiles and the delay proxy. */
+/** The benchmark helpers whose mistakes would skew every number: percentiles, the delay proxy, how workers are started. */
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { median, percentile, startDelayProxy } from '../../bench/support.ts';
+import { imageNodeFlags, median, percentile, startDelayProxy } from '../../bench/support.ts';
 
 test('percentiles are nearest-rank over unsorted samples', () => {
   const samples = Array.from({ length: 100 }, (_, i) => 100 - i);
@@ -35,4 +35,10 @@ test('the delay proxy forwards method, path and body, and adds its delay', async
     await proxy.close();
     upstream.close();
   }
+});
+
+test('benchmarks start workers with the image ENTRYPOINT’s Node flags', () => {
+  const flags = imageNodeFlags();
+  assert.ok(flags.every((flag) => flag.startsWith('--')), flags.join(' '));
+  assert.ok(flags.includes('--max-semi-space-size=2'), flags.join(' '));
 });
