@@ -19,7 +19,7 @@ export async function chaos({ quick, log }: BenchOptions): Promise<Row[]> {
   const t0 = Date.now();
   let tail = '';
   const code = await new Promise<number | null>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--test', '--test-timeout=1800000', HARNESS], {
+    const child = spawn(process.execPath, ['--test', '--test-timeout=5400000', HARNESS], {
       // --quick leaves N at the test's own default.
       env: { ...process.env, ...(quick ? {} : { CHAOS_POSTS: String(POSTS) }) },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -12,6 +12,8 @@ import { CHAOS_PLATFORMS, runChaos, startChaosWorld, type ChaosOptions, type Cha
 
 // N = 20 in npm test; the benchmark suite runs N = 200 (bench/chaos.ts sets CHAOS_POSTS).
 const POSTS = Number.parseInt(process.env.CHAOS_POSTS ?? '', 10) || 20;
+/** The time limits below are for 20 posts; a bigger run gets proportionally longer. */
+const TIME_SCALE = Math.max(1, POSTS / 20);
 // A fixed seed by default, so CI replays a run known to pass; CHAOS_SEED=random explores new ones.
 const SEED = process.env.CHAOS_SEED === 'random' ? Math.floor(Math.random() * 1_000_000) : Number.parseInt(process.env.CHAOS_SEED ?? '', 10) || 446522;
 let world: ChaosWorld;
@@ -83,9 +85,9 @@ function countBy(values: string[]): Record<string, number> {
 }
 
 test(`SIGKILL at random crash points and random times, ${POSTS} posts over every platform: each published exactly once`, async () => {
-  await verify({ posts: POSTS, faultRate: 0, crashProbability: 0.05, disruptedRuns: 3, killAfterMs: [3000, 10_000], timeoutMs: 240_000 }, SEED, 'all published');
+  await verify({ posts: POSTS, faultRate: 0, crashProbability: 0.05, disruptedRuns: 3, killAfterMs: [3000, 10_000], timeoutMs: 240_000 * TIME_SCALE }, SEED, 'all published');
 });
 
 test(`simulators behind a 20 % fault proxy (429, 5xx, hangs, resets, lost responses), token expiry, plus crashes: every post published unless its attempts ran out, none twice`, async () => {
-  await verify({ posts: POSTS, faultRate: 0.2, crashProbability: 0.02, disruptedRuns: 1, killAfterMs: [4000, 12_000], timeoutMs: 300_000, expireTokens: true }, SEED + 1, 'published unless out of attempts');
+  await verify({ posts: POSTS, faultRate: 0.2, crashProbability: 0.02, disruptedRuns: 1, killAfterMs: [4000, 12_000], timeoutMs: 300_000 * TIME_SCALE, expireTokens: true }, SEED + 1, 'published unless out of attempts');
 });
