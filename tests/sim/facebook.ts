@@ -66,6 +66,8 @@ export interface LoggedRequest {
 
 export interface FacebookSim {
   url: string;
+  /** The origin of the upload URLs it hands out: its own unless a proxy in front of it is set here. */
+  publicUrl: string;
   requests: LoggedRequest[];
   /** The largest upload body received. */
   maxChunk(): number;
@@ -116,6 +118,7 @@ export async function startFacebookSim(options: FacebookSimOptions): Promise<Fac
   let maxChunk = 0;
   let nextId = 1000;
   let url = '';
+  let publicUrl: string | undefined;
 
   const pageByToken = (token: string | null): SimPage | undefined => [...pages.values()].find((p) => p.pageToken === token);
   const pageByUser = (token: string | null): SimPage | undefined =>
@@ -258,7 +261,7 @@ export async function startFacebookSim(options: FacebookSimOptions): Promise<Fac
         };
         videos.push(video);
         if (fault?.kind === 'lost') return void req.socket.destroy();
-        return send(res, 200, { video_id: video.id, upload_url: `${url}/video-upload/${SIM_VERSION}/${video.id}` });
+        return send(res, 200, { video_id: video.id, upload_url: `${publicUrl ?? url}/video-upload/${SIM_VERSION}/${video.id}` });
       }
       if (phase !== 'finish') return graphError(res, 400, 100, 'Invalid upload_phase');
       const video = videos.find((v) => v.id === params.get('video_id') && v.pageId === page.pageId);
@@ -376,6 +379,12 @@ export async function startFacebookSim(options: FacebookSimOptions): Promise<Fac
 
   return {
     url,
+    get publicUrl() {
+      return publicUrl ?? url;
+    },
+    set publicUrl(value) {
+      publicUrl = value;
+    },
     requests,
     maxChunk: () => maxChunk,
     videos,

@@ -413,7 +413,7 @@ export async function startGraphSim(options: GraphSimOptions = {}) {
           return { id: container.id };
         }
         container.hash = createHash('sha256');
-        return { id: container.id, uri: `${urls.rupload}/ig-api-upload/${version}/${container.id}` };
+        return { id: container.id, uri: `${publicUrls.rupload}/ig-api-upload/${version}/${container.id}` };
       }
       case 'status': {
         const { record } = authenticate(host, req, params, 'read');
@@ -687,6 +687,8 @@ export async function startGraphSim(options: GraphSimOptions = {}) {
 
   const servers = new Map<HostKind | 'rupload', Server>();
   const urls = {} as Record<HostKind | 'rupload', string>;
+  /** The origins in the URLs it hands out (the rupload `uri`): each listener's own unless a proxy in front of it is set here. */
+  const publicUrls = {} as Record<HostKind | 'rupload', string>;
   for (const host of ['ig', 'fb', 'threads', 'rupload'] as const) {
     const server = createServer(host === 'rupload' ? (req, res) => void serveRupload(req, res) : serve(host));
     server.on('connection', (socket) => {
@@ -696,10 +698,12 @@ export async function startGraphSim(options: GraphSimOptions = {}) {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     servers.set(host, server);
     urls[host] = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    publicUrls[host] = urls[host];
   }
 
   return {
     urls,
+    publicUrls,
     /** deps.urls for the Instagram adapter. */
     instagramUrls: { instagramGraph: urls.ig, facebookGraph: urls.fb, rupload: urls.rupload },
     threadsUrls: { api: urls.threads },

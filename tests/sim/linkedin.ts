@@ -129,6 +129,8 @@ export interface SimRequest {
 
 export interface LinkedInSim {
   url: string;
+  /** The origin of the upload and download URLs it hands out: its own unless a proxy in front of it is set here. */
+  publicUrl: string;
   tokenUrl: string;
   addMember(options?: { scopes?: string[]; adminOf?: string[]; refreshToken?: boolean; expiresInSeconds?: number }): SimMember;
   addOrganization(): string;
@@ -249,6 +251,7 @@ export async function startLinkedInSim(options: LinkedInSimOptions = {}): Promis
 
   const id = (bytes = 12) => randomBytes(bytes).toString('base64url');
   let baseUrl = '';
+  let publicUrl: string | undefined;
 
   function issue(member: string, scopes: Set<string>, withRefresh: boolean, ttlSeconds = cfg.accessTokenTtlSeconds) {
     const accessToken = `AQV${id(24)}`;
@@ -419,7 +422,7 @@ export async function startLinkedInSim(options: LinkedInSimOptions = {}): Promis
       const key = id(16);
       const sig = id(16);
       uploads.set(key, { video: urn, index, sig });
-      return { uploadUrl: `${baseUrl}/dms-uploads/${key}?ca=vector_feedshare&cn=uploads&sig=${sig}`, firstByte: part.first, lastByte: part.last };
+      return { uploadUrl: `${publicUrl ?? baseUrl}/dms-uploads/${key}?ca=vector_feedshare&cn=uploads&sig=${sig}`, firstByte: part.first, lastByte: part.last };
     });
     return { status: 200, body: { value: { uploadUrlsExpireAt: expiresAt, video: urn, uploadInstructions: instructions, uploadToken: video.uploadToken } } };
   }
@@ -498,7 +501,7 @@ export async function startLinkedInSim(options: LinkedInSimOptions = {}): Promis
         owner: video.owner,
         status: video.status,
         ...(video.status === 'PROCESSING_FAILED' ? { processingFailureReason: video.failWith } : {}),
-        ...(video.status === 'AVAILABLE' ? { duration: 20000, aspectRatioWidth: 9, aspectRatioHeight: 16, downloadUrl: `${baseUrl}/dms/${id(8)}` } : {}),
+        ...(video.status === 'AVAILABLE' ? { duration: 20000, aspectRatioWidth: 9, aspectRatioHeight: 16, downloadUrl: `${publicUrl ?? baseUrl}/dms/${id(8)}` } : {}),
       },
     };
   }
@@ -691,6 +694,12 @@ export async function startLinkedInSim(options: LinkedInSimOptions = {}): Promis
 
   return {
     url: baseUrl,
+    get publicUrl() {
+      return publicUrl ?? baseUrl;
+    },
+    set publicUrl(value) {
+      publicUrl = value;
+    },
     tokenUrl: `${baseUrl}/oauth/v2/accessToken`,
     addMember(memberOptions = {}) {
       const personUrn = `urn:li:person:${id(7)}`;

@@ -104,6 +104,8 @@ export interface SimRequest {
 
 export interface PinterestSim {
   url: string;
+  /** The origin of the upload URLs it hands out: its own unless a proxy in front of it is set here. */
+  publicUrl: string;
   addUser(options?: { username?: string; scopes?: string[]; expiresInSeconds?: number }): PinterestSimUser;
   /** A board owned by `userId`, or (with no user) by somebody else. */
   addBoard(userId?: string, name?: string): string;
@@ -179,6 +181,7 @@ export async function startPinterestSim(options: PinterestSimOptions = {}): Prom
   let nextNumber = 1_000_000_000_000n;
   let failNext = false;
   let url = '';
+  let publicUrl: string | undefined;
 
   const id = () => String(nextNumber++) + String(Math.floor(Math.random() * 1000)).padStart(3, '0');
   const token = (prefix: string) => `${prefix}-${randomBytes(18).toString('base64url')}`;
@@ -305,7 +308,7 @@ export async function startPinterestSim(options: PinterestSimOptions = {}): Prom
       'Content-Type': 'multipart/form-data',
     };
     media.set(mediaId, { id: mediaId, ownerId: userId, key, fields, policyExpiresAt, status: 'registered', polls: 0, uploads: 0, bytes: 0, sha256: null, fail: false });
-    return { bytes, answer: { status: 201, body: { media_id: mediaId, media_type: 'video', upload_url: `${url}/s3-upload/`, upload_parameters: fields } } };
+    return { bytes, answer: { status: 201, body: { media_id: mediaId, media_type: 'video', upload_url: `${publicUrl ?? url}/s3-upload/`, upload_parameters: fields } } };
   }
 
   async function uploadRoute(req: IncomingMessage, log: SimRequest): Promise<Answer> {
@@ -387,7 +390,7 @@ export async function startPinterestSim(options: PinterestSimOptions = {}): Prom
       target.fail = true;
       failNext = false;
     }
-    return { status: 204, headers: { etag: `"${target.sha256?.slice(0, 32) ?? ''}"`, location: `${url}/s3-upload/${target.key}` } };
+    return { status: 204, headers: { etag: `"${target.sha256?.slice(0, 32) ?? ''}"`, location: `${publicUrl ?? url}/s3-upload/${target.key}` } };
   }
 
   function mediaRoute(userId: string, mediaId: string): Answer {
@@ -621,6 +624,12 @@ export async function startPinterestSim(options: PinterestSimOptions = {}): Prom
 
   return {
     url,
+    get publicUrl() {
+      return publicUrl ?? url;
+    },
+    set publicUrl(value) {
+      publicUrl = value;
+    },
     addUser(userOptions = {}) {
       const userId = id();
       const username = userOptions.username ?? `user${userId.slice(-6)}`;

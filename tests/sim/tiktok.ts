@@ -183,6 +183,8 @@ export class TikTokSim {
   /** Refresh tokens that were spent (rotated away), for assertions. */
   readonly spentRefreshTokens = new Set<string>();
   url = '';
+  /** The origin of the upload URLs it hands out: its own unless a proxy in front of it is set here. */
+  publicUrl: string | undefined;
   private server: Server | undefined;
   private readonly accessTokens = new Map<string, TokenRecord>();
   private readonly refreshTokens = new Map<string, TokenRecord>();
@@ -598,7 +600,7 @@ export class TikTokSim {
     this.publishes.set(publish.publishId, publish);
     this.sendData(res, {
       publish_id: publish.publishId,
-      upload_url: `${this.url}/upload/?upload_id=${publish.uploadId}&upload_token=${publish.uploadToken}`,
+      upload_url: `${this.publicUrl ?? this.url}/upload/?upload_id=${publish.uploadId}&upload_token=${publish.uploadToken}`,
     });
   }
 

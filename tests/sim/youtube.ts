@@ -182,6 +182,8 @@ export type IssuedCredentials = {
 
 export interface YoutubeSim {
   url: string;
+  /** The origin of the upload session URIs it hands out: its own unless a proxy in front of it is set here. */
+  publicUrl: string;
   /** What `deps.urls` should be for the adapter. */
   urls: { api: string; upload: string; token: string };
   client: { clientId: string; clientSecret: string };
@@ -292,6 +294,7 @@ export async function startYoutubeSim(config: YoutubeSimOptions = {}): Promise<Y
   const quota = { inserts: 0, units: 0 };
   let faults: FaultRule[] = [];
   let base = '';
+  let publicUrl: string | undefined;
 
   function issueAccessToken(userId: string, scopes: Set<string>, ttlSeconds = options.accessTokenTtlSeconds): SimToken {
     const token: SimToken = { value: `ya29.${randomId(24)}`, userId, scopes, expiresAt: now() + ttlSeconds * 1000 };
@@ -473,7 +476,7 @@ export async function startYoutubeSim(config: YoutubeSimOptions = {}): Promise<Y
     };
     sessions.set(id, session);
     entry.sessionId = id;
-    const location = new URL(`${base}/upload/youtube/v3/videos`);
+    const location = new URL(`${publicUrl ?? base}/upload/youtube/v3/videos`);
     location.searchParams.set('uploadType', 'resumable');
     location.searchParams.set('part', partParam);
     location.searchParams.set('upload_id', id);
@@ -787,6 +790,12 @@ export async function startYoutubeSim(config: YoutubeSimOptions = {}): Promise<Y
 
   const sim: YoutubeSim = {
     url: base,
+    get publicUrl() {
+      return publicUrl ?? base;
+    },
+    set publicUrl(value) {
+      publicUrl = value;
+    },
     urls: { api: base, upload: `${base}/upload`, token: `${base}/token` },
     client: { clientId: options.clientId, clientSecret: options.clientSecret },
     options,

@@ -1,6 +1,7 @@
 /**
  * The exactly-once chaos harness (issue #8): every platform simulator (and the real PDS for
- * Bluesky), each behind a fault-injecting proxy (tests/support/chaos.ts), one account per platform,
+ * Bluesky), each behind a fault-injecting proxy (tests/support/chaos.ts) that the upload URLs they
+ * hand out and the PDS's DID documents name too, one account per platform,
  * N posts spread across them, and a worker child process (tests/support/worker-process.ts) that is
  * SIGKILLed at random crash points (REELAY_CRASH_AT=random:P:SEED) and by a random timer, then
  * restarted until every delivery is terminal. `verifyChaos` then checks each simulator's own store.
@@ -16,7 +17,7 @@ import { submitPost } from '../../core/intake.ts';
 import type { PlatformId } from '../../core/platforms.ts';
 import { isTerminal, type DeliveryState } from '../../core/posts.ts';
 import { ensureWorkspace } from '../../core/workspaces.ts';
-import { blueskyLogin } from '../../worker/platforms/bluesky.ts';
+import { blueskyCredentialsSchema, blueskyLogin } from '../../worker/platforms/bluesky.ts';
 import { tiktokCredentialsSchema } from '../../worker/platforms/tiktok.ts';
 import { platformDeps, seededRandom } from '../../worker/publish.ts';
 import { startFacebookSim, type FacebookSim } from '../sim/facebook.ts';
@@ -69,9 +70,27 @@ export async function startChaosWorld(seed: number): Promise<ChaosWorld> {
     startPinterestSim({ client: CLIENT, processingPolls: 0 }),
     startPds(),
   ]);
-  const origins = [tiktok.url, youtube.url, x.url, graph.urls.ig, graph.urls.threads, facebook.url, linkedin.url, pinterest.url];
-  const proxies = await Promise.all(origins.map((target, i) => startChaosProxy({ target, rate: 0, seed: seed + i + 1, hangMs: 3500 })));
-  const [pTikTok, pYoutube, pX, pIg, pThreads, pFacebook, pLinkedIn, pPinterest] = proxies as [ChaosProxy, ChaosProxy, ChaosProxy, ChaosProxy, ChaosProxy, ChaosProxy, ChaosProxy, ChaosProxy];
+  // Instagram and Threads upload nothing: Meta fetches our media link (served by Reelay, not proxied).
+  const targets: Array<[PlatformId, string, ((method: string, path: string) => boolean)?]> = [
+    ['tiktok', tiktok.url, (method, path) => method === 'PUT' && path.startsWith('/upload/')],
+    ['youtube', youtube.url, (method, path) => method === 'PUT' && path.startsWith('/upload/')],
+    ['x', x.url, (method, path) => method === 'POST' && path.endsWith('/append')],
+    ['instagram', graph.urls.ig],
+    ['threads', graph.urls.threads],
+    ['facebook', facebook.url, (method, path) => method === 'POST' && path.startsWith('/video-upload/')],
+    ['linkedin', linkedin.url, (method, path) => method === 'PUT' && path.startsWith('/dms-uploads/')],
+    ['pinterest', pinterest.url, (method, path) => method === 'POST' && path.startsWith('/s3-upload/')],
+    ['bluesky', pds.url, (method, path) => method === 'POST' && path === '/xrpc/com.atproto.repo.uploadBlob'],
+  ];
+  const proxies = await Promise.all(targets.map(([name, target, isUpload], i) => startChaosProxy({ name, target, rate: 0, seed: seed + i + 1, hangMs: 3500, ...(isUpload ? { isUpload } : {}) })));
+  const [pTikTok, pYoutube, pX, pIg, pThreads, pFacebook, pLinkedIn, pPinterest, pPds] = proxies as [ChaosProxy, ChaosProxy, ChaosProxy, ChaosProxy, ChaosProxy, ChaosProxy, ChaosProxy, ChaosProxy, ChaosProxy];
+  tiktok.publicUrl = pTikTok.url(tiktok.url);
+  youtube.publicUrl = pYoutube.url(youtube.url);
+  facebook.publicUrl = pFacebook.url(facebook.url);
+  linkedin.publicUrl = pLinkedIn.url(linkedin.url);
+  pinterest.publicUrl = pPinterest.url(pinterest.url);
+  // The adapter sends its calls to the PDS the session's DID document names, not to the login URL.
+  pds.publicUrl = pPds.url(pds.url);
   const port = await freePort();
   const env: Record<string, string> = {
     PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
@@ -141,7 +160,10 @@ export async function startChaosWorld(seed: number): Promise<ChaosWorld> {
   const pinner = pinterest.addUser({ username: 'chaos_pinner' });
   await link('pinterest', pinner.username, pinner.userId, { accessToken: pinner.accessToken, refreshToken: pinner.refreshToken, expiresAt: pinner.expiresAt.toISOString(), scope: pinner.scope, boardId: pinner.boardId }, pinner.expiresAt);
   const bsky = await pds.createAccount(`chaos${seed % 100000}`);
-  const login = await blueskyLogin({ identifier: bsky.handle, appPassword: bsky.appPassword, service: pds.url }, platformDeps(ctx, 'bluesky', ctx.log, AbortSignal.timeout(20_000)));
+  const login = await blueskyLogin({ identifier: bsky.handle, appPassword: bsky.appPassword, service: pPds.url(pds.url) }, platformDeps(ctx, 'bluesky', ctx.log, AbortSignal.timeout(20_000)));
+  if (blueskyCredentialsSchema.parse(login.credentials).session?.pdsUrl !== pds.publicUrl) {
+    throw new Error(`The Bluesky session does not name the PDS's proxy (${pds.publicUrl}): its calls would not be faulted`);
+  }
   await link('bluesky', login.handle, login.did, login.credentials, login.expiresAt);
 
   // 1080x1920 H.264/AAC, 5 s: complies with every vertical profile, so the transcode is a remux.
@@ -218,6 +240,10 @@ export interface ChaosReport {
   seconds: number;
   deliveries: Array<{ id: string; platform: PlatformId; state: DeliveryState; remote_id: string | null; error: string | null; error_code: string | null; attempts: number; account_state: string }>;
   faults: Record<string, number>;
+  /** Faults answered per proxy (by the platform it fronts; `bluesky` is the PDS's). */
+  faultsAt: Record<string, number>;
+  /** The requests that carried a video's bytes, per proxy that can tell them. */
+  uploads: Record<string, { forwarded: number; faulted: number }>;
   log: string;
 }
 
@@ -260,6 +286,7 @@ export async function runChaos(world: ChaosWorld, options: ChaosOptions, runSeed
   for (const proxy of world.proxies) proxy.setRate(options.faultRate);
   if (options.expireTokens) world.expireTokens();
   const before = world.proxies.map((p) => ({ ...p.counts }));
+  const uploadsBefore = world.proxies.map((p) => (p.uploads ? { ...p.uploads } : null));
   const postIds: string[] = [];
   const n = CHAOS_PLATFORMS.length;
   for (let i = 0; i < options.posts; i++) {
@@ -314,8 +341,16 @@ export async function runChaos(world: ChaosWorld, options: ChaosOptions, runSeed
     deliveries = await listChaosDeliveries(world, postIds);
   }
   const faults: Record<string, number> = {};
+  const faultsAt: Record<string, number> = {};
+  const uploads: ChaosReport['uploads'] = {};
   world.proxies.forEach((proxy, i) => {
-    for (const [kind, count] of Object.entries(proxy.counts)) faults[kind] = (faults[kind] ?? 0) + count - (before[i]![kind as keyof typeof proxy.counts] ?? 0);
+    for (const [kind, count] of Object.entries(proxy.counts)) {
+      const delta = count - (before[i]![kind as keyof typeof proxy.counts] ?? 0);
+      faults[kind] = (faults[kind] ?? 0) + delta;
+      if (kind !== 'forwarded') faultsAt[proxy.name] = (faultsAt[proxy.name] ?? 0) + delta;
+    }
+    const was = uploadsBefore[i];
+    if (proxy.uploads && was) uploads[proxy.name] = { forwarded: proxy.uploads.forwarded - was.forwarded, faulted: proxy.uploads.faulted - was.faulted };
   });
-  return { seed: runSeed, runs, kills, seconds: (Date.now() - started) / 1000, deliveries, faults, log, postIds, expectedDeliveries };
+  return { seed: runSeed, runs, kills, seconds: (Date.now() - started) / 1000, deliveries, faults, faultsAt, uploads, log, postIds, expectedDeliveries };
 }

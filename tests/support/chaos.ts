@@ -10,8 +10,10 @@
  *   destroyed — the response is lost. The case exactly-once depends on.
  * Bodies stream through both ways (uploads can be megabytes).
  *
- * Absolute URLs a simulator hands out pointing at itself (upload URLs, session URIs) bypass the
- * proxy: those requests are not faulted.
+ * Absolute URLs a simulator hands out (upload URLs, session URIs) and the PDS endpoint in Bluesky's
+ * DID documents must name the proxy too, or those requests would go around it: the harness sets
+ * each simulator's and the PDS's `publicUrl` to its proxy (tests/support/chaos-run.ts). Requests
+ * that `isUpload` picks out are counted apart, so a run can show the uploads were faulted too.
  */
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -21,6 +23,8 @@ export const FAULT_KINDS = ['rate_limit', 'server_error', 'hang', 'reset', 'lost
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export interface ChaosOptions {
+  /** Names the proxy in reports (the platform it stands in front of). */
+  name: string;
   /** The simulator's origin (anything after it is ignored). */
   target: string;
   rate: number;
@@ -28,14 +32,19 @@ export interface ChaosOptions {
   kinds?: readonly FaultKind[];
   /** How long a hang holds the request at most (short, so tests stay fast). */
   hangMs?: number;
+  /** The requests that carry a video's bytes (by method and path). */
+  isUpload?: (method: string, path: string) => boolean;
 }
 
 export interface ChaosProxy {
+  readonly name: string;
   readonly seed: number;
   /** `simUrl` with the proxy's origin (same path and query). */
   url(simUrl: string): string;
   setRate(rate: number): void;
   readonly counts: Readonly<Record<FaultKind | 'forwarded', number>>;
+  /** The `isUpload` requests among them: forwarded cleanly, or answered with a fault (null without `isUpload`). */
+  readonly uploads: Readonly<{ forwarded: number; faulted: number }> | null;
   close(): Promise<void>;
 }
 
@@ -46,6 +55,7 @@ export async function startChaosProxy(options: ChaosOptions): Promise<ChaosProxy
   const hangMs = options.hangMs ?? 3000;
   let rate = options.rate;
   const counts: Record<FaultKind | 'forwarded', number> = { rate_limit: 0, server_error: 0, hang: 0, reset: 0, lost_response: 0, forwarded: 0 };
+  const uploads = { forwarded: 0, faulted: 0 };
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
 
@@ -69,12 +79,15 @@ export async function startChaosProxy(options: ChaosOptions): Promise<ChaosProxy
   }
 
   const server = createServer((req, res) => {
+    const upload = options.isUpload?.(req.method ?? 'GET', new URL(req.url ?? '/', origin).pathname) ?? false;
     if (random() >= rate) {
       counts.forwarded++;
+      if (upload) uploads.forwarded++;
       return forward(req, res, false);
     }
     const kind = kinds[Math.floor(random() * kinds.length)]!;
     counts[kind]++;
+    if (upload) uploads.faulted++;
     switch (kind) {
       case 'rate_limit':
         req.resume();
@@ -110,8 +123,10 @@ export async function startChaosProxy(options: ChaosOptions): Promise<ChaosProxy
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   return {
+    name: options.name,
     seed: options.seed,
     counts,
+    uploads: options.isUpload ? uploads : null,
     url(simUrl) {
       const original = new URL(simUrl);
       return `${origin}${original.pathname === '/' && !simUrl.endsWith('/') ? '' : original.pathname}${original.search}`;

@@ -25,6 +25,12 @@ export interface PdsRecord {
 export interface TestPdsHandle {
   /** The PDS URL (http://localhost:<port>); also the service URL to log in against. */
   url: string;
+  /**
+   * The PDS endpoint the DID documents it hands out name (session answers carry them, and clients
+   * send their calls there): `url` unless a proxy in front of it is set here, as for a PDS behind a
+   * load balancer. Set it before creating accounts: the PDS caches the documents it resolves.
+   */
+  publicUrl: string;
   /** Milliseconds spent importing dev-env and starting PLC + PDS. */
   startupMs: { importMs: number; startMs: number };
   /** `handle` without a dot gets the PDS's `.test` domain. */
@@ -79,6 +85,17 @@ export async function startPds(options: StartPdsOptions = {}): Promise<TestPdsHa
   }
   const ready = performance.now();
   const url = network.pds.url;
+  let publicUrl: string | undefined;
+  // dev-env's own resolver wrapper maps the PDS's configured public URL to its local one the same way.
+  const didResolver = network.pds.ctx.idResolver.did;
+  const resolveNoCache = didResolver.resolveNoCache.bind(didResolver);
+  didResolver.resolveNoCache = async (did) => {
+    const doc = await resolveNoCache(did);
+    const advertised = publicUrl;
+    if (!doc || advertised === undefined) return doc;
+    const service = doc.service?.map((s) => (s.id.endsWith('#atproto_pds') && s.serviceEndpoint === url ? { ...s, serviceEndpoint: advertised } : s));
+    return service ? { ...doc, service } : doc;
+  };
 
   async function xrpc<T>(method: 'GET' | 'POST', nsid: string, params: { query?: Record<string, string>; body?: unknown; token?: string }): Promise<T> {
     const target = new URL(`/xrpc/${nsid}`, url);
@@ -99,6 +116,12 @@ export async function startPds(options: StartPdsOptions = {}): Promise<TestPdsHa
   let closed = false;
   return {
     url,
+    get publicUrl() {
+      return publicUrl ?? url;
+    },
+    set publicUrl(value) {
+      publicUrl = value;
+    },
     startupMs: { importMs: Math.round(imported - started), startMs: Math.round(ready - imported) },
 
     async createAccount(handle) {

@@ -2,7 +2,8 @@
  * `reelay worker` for the chaos harness, run as its own process (`node tests/support/worker-process.ts`):
  * the same startWorker and the same SIGTERM stop as cli/servers.ts, configured from the environment
  * (REELAY_CRASH_AT included), but with adapters tuned for a test run — polls after 1 s, requests
- * that give up after seconds instead of a minute — and no per-account caps (one test account per
+ * that give up after seconds instead of a minute, X and LinkedIn waiting 10 s rather than 2 min for a
+ * post to be listed (their simulators list it at once) — and no per-account caps (one test account per
  * platform takes every post). Crash safety does not depend on any of these numbers.
  */
 import { loadConfig } from '../../core/config.ts';
@@ -29,11 +30,11 @@ function fastAdapters(): Record<PlatformId, PlatformAdapter> {
     bluesky,
     tiktok,
     youtube: createYoutubeAdapter({ checkAfterSeconds: 1, minCheckSeconds: 1, requestTimeoutMs: REQUEST_MS, chunkTimeoutMs: UPLOAD_MS }),
-    x: createXAdapter({ checkAfterSeconds: 1, requestTimeoutMs: REQUEST_MS, segmentTimeoutMs: UPLOAD_MS }),
+    x: createXAdapter({ checkAfterSeconds: 1, requestTimeoutMs: REQUEST_MS, segmentTimeoutMs: UPLOAD_MS, indexGraceSeconds: 10 }),
     instagram: createInstagramAdapter({ firstCheckSeconds: 1, checkSeconds: 1, requestTimeoutMs: REQUEST_MS }),
     threads: createThreadsAdapter({ firstCheckSeconds: 1, checkSeconds: 1, requestTimeoutMs: REQUEST_MS }),
     facebook: createFacebookAdapter({ checkAfterSeconds: 1, requestTimeoutMs: REQUEST_MS, finishGraceSeconds: 3 }),
-    linkedin: createLinkedInAdapter({ checkAfterSeconds: 1, requestTimeoutMs: REQUEST_MS, partTimeoutMs: UPLOAD_MS }),
+    linkedin: createLinkedInAdapter({ checkAfterSeconds: 1, requestTimeoutMs: REQUEST_MS, partTimeoutMs: UPLOAD_MS, indexGraceSeconds: 10 }),
     pinterest: createPinterestAdapter({ checkAfterSeconds: 1, requestTimeoutMs: REQUEST_MS }),
   };
 }

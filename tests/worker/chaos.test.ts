@@ -27,7 +27,7 @@ after(async () => {
 
 async function verify(options: ChaosOptions, runSeed: number, expect: 'all published' | 'published unless out of attempts'): Promise<void> {
   const report = await runChaos(world, options, runSeed);
-  const summary = { seed: report.seed, runs: report.runs, kills: report.kills, seconds: report.seconds, faults: report.faults, states: countBy(report.deliveries.map((d) => d.state)) };
+  const summary = { seed: report.seed, runs: report.runs, kills: report.kills, seconds: report.seconds, faults: report.faults, faultsAt: report.faultsAt, uploads: report.uploads, states: countBy(report.deliveries.map((d) => d.state)) };
   process.stderr.write(`chaos: ${JSON.stringify(summary)}\n`);
   for (const d of report.deliveries.filter((d) => d.state !== 'published')) process.stderr.write(`chaos: ${d.platform} ${d.id} ${d.state} after ${d.attempts} attempts: ${d.error ?? ''}\n`);
   try {
@@ -39,6 +39,16 @@ async function verify(options: ChaosOptions, runSeed: number, expect: 'all publi
       assert.ok(waiting || ['published', 'failed', 'unconfirmed'].includes(d.state), `delivery ${d.id} (${d.platform}) ended terminal, not ${d.state}: ${d.error ?? ''}`);
     }
     for (const d of report.deliveries.filter((d) => d.state !== 'published')) assert.ok(d.error, `a ${d.state} delivery says why`);
+    // The upload URLs a simulator hands out, and the PDS the Bluesky session names, lead through the
+    // proxy: each published post's bytes crossed it at least once.
+    for (const [platform, seen] of Object.entries(report.uploads)) {
+      const published = report.deliveries.filter((d) => d.platform === platform && d.state === 'published').length;
+      assert.ok(seen.forwarded + seen.faulted >= published, `${platform}: ${seen.forwarded + seen.faulted} upload requests through the proxy for ${published} published posts`);
+    }
+    if (options.faultRate > 0) {
+      const faulted = Object.values(report.uploads).reduce((sum, seen) => sum + seen.faulted, 0);
+      assert.ok(faulted > 0, 'the faults hit upload requests too');
+    }
     for (const platform of CHAOS_PLATFORMS) {
       const mine = report.deliveries.filter((d) => d.platform === platform);
       const remote = await world.remotePosts(platform);
