@@ -60,6 +60,8 @@ export const MESSAGES = {
   transcodeFailed: (detail: string) => `The video could not be converted: ${detail}`,
   unconfirmed: (label: string) =>
     `${label} did not say whether the post went out. Reelay will not post again blindly: check the account.`,
+  uploadedUnconfirmed: (label: string, remoteId: string) =>
+    `${label} has the upload (${remoteId}) but stopped answering before saying whether it was published. Reelay will not post again blindly: check the account.`,
   cancelled: () => 'Cancelled.',
   // Chat (Telegram and Discord say the same things).
   postIdAmbiguous: (id: string) => `"${id}" matches more than one post; give more of the id.`,

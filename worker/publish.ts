@@ -263,6 +263,10 @@ async function recordFailure(env: PublishEnvironment, delivery: DeliveryRow, err
     // "failed" could make someone post it again by hand.
     log.error({ detail: error.detail }, 'attempts exhausted with an unknown outcome; marking unconfirmed');
     await transition(ctx.pool, delivery.id, 'unconfirmed', { errorCode: error.code, error: `${MESSAGES.unconfirmed(label)} ${error.detail}` });
+  } else if (error.retryable && delivery.remote_id) {
+    // The platform already holds the upload (it was processing): only its outcome went unread.
+    log.error({ detail: error.detail, remoteId: delivery.remote_id }, 'attempts exhausted while the platform holds the upload; marking unconfirmed');
+    await transition(ctx.pool, delivery.id, 'unconfirmed', { errorCode: error.code, error: MESSAGES.uploadedUnconfirmed(label, delivery.remote_id) });
   } else {
     await transition(ctx.pool, delivery.id, 'failed', { errorCode: error.code, error: describePublishError(label, error) });
   }

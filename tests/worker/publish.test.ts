@@ -1,0 +1,85 @@
+/**
+ * How a delivery ends when its attempts run out on a retryable error: `failed` when the platform
+ * holds nothing of it, `unconfirmed` when it already holds the upload (the delivery was
+ * processing, so it has a remote id) — calling that "failed" would invite a second post by hand.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { upsertAccount } from '../../core/accounts.ts';
+import { MESSAGES, PublishError } from '../../core/errors.ts';
+import { submitPost } from '../../core/intake.ts';
+import { PLATFORM_SPECS, type PlatformAdapter } from '../../core/platforms.ts';
+import { getDelivery } from '../../core/posts.ts';
+import { ensureWorkspace } from '../../core/workspaces.ts';
+import { startWorker, type RunningWorker } from '../../worker/main.ts';
+import { makeClip } from '../support/clips.ts';
+import { testContext, type TestContext } from '../support/context.ts';
+
+let ctx: TestContext;
+let worker: RunningWorker;
+let clip: string;
+
+const unavailable = () => new PublishError('unavailable', 'YouTube answered 503', { status: 503, retryable: true, detail: 'HTTP 503' });
+
+/** YouTube that takes every upload and then never answers a status check; `refuse` handles refuse every upload. */
+const youtube: PlatformAdapter = {
+  spec: PLATFORM_SPECS.youtube,
+  async publish(input) {
+    if (input.caption.includes('refused')) throw unavailable();
+    return { status: 'processing', remoteId: `yt-${input.deliveryId.slice(0, 8)}`, checkAfterSeconds: 3 };
+  },
+  async check() {
+    throw unavailable();
+  },
+};
+
+async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (ok(value)) return value;
+    if (Date.now() > deadline) throw new Error(`timed out; last: ${JSON.stringify(value)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+before(async () => {
+  ctx = await testContext();
+  await ensureWorkspace(ctx.pool, 'cli', 'UTC');
+  await upsertAccount(ctx.pool, ctx.secrets, { workspaceId: 'cli', platform: 'youtube', handle: 'chan', remoteId: null, credentials: {}, expiresAt: null });
+  clip = makeClip(join(ctx.dir, 'clip.mp4'), { width: 360, height: 640, seconds: 3 });
+  worker = await startWorker(ctx, { pollingIntervalSeconds: 0.5, caps: {}, adapters: { youtube } });
+});
+
+after(async () => {
+  await worker?.stop();
+  await ctx?.dispose();
+});
+
+/** Spends the delivery's attempt budget so the next failure is its last. */
+async function lastAttempt(deliveryId: string): Promise<void> {
+  await ctx.pool.query('UPDATE deliveries SET attempts = 100 WHERE id = $1', [deliveryId]);
+}
+
+test('out of attempts while the platform holds the upload: unconfirmed, naming the upload', async () => {
+  const { post } = await submitPost(ctx, { workspaceId: 'cli', authorId: 'cli', filePath: clip, caption: 'held', targets: [{ platform: 'youtube', handle: null }] });
+  const id = post.deliveries[0]!.id;
+  const processing = await until(() => getDelivery(ctx.pool, id), (d) => d?.state === 'processing');
+  await lastAttempt(id);
+  const done = await until(() => getDelivery(ctx.pool, id), (d) => d?.state === 'unconfirmed' || d?.state === 'failed');
+  assert.equal(done!.state, 'unconfirmed');
+  assert.equal(done!.error, MESSAGES.uploadedUnconfirmed('YouTube', processing!.remote_id!));
+  const { rows } = await ctx.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM events WHERE delivery_id = $1 AND type = 'delivery.unconfirmed'`, [id]);
+  assert.equal(rows[0]!.n, 1);
+});
+
+test('out of attempts with nothing on the platform: failed with the reason', async () => {
+  const { post } = await submitPost(ctx, { workspaceId: 'cli', authorId: 'cli', filePath: clip, caption: 'refused', targets: [{ platform: 'youtube', handle: null }], at: new Date(Date.now() + 4000) });
+  const id = post.deliveries[0]!.id;
+  await lastAttempt(id);
+  const done = await until(() => getDelivery(ctx.pool, id), (d) => d?.state === 'unconfirmed' || d?.state === 'failed');
+  assert.equal(done!.state, 'failed');
+  assert.equal(done!.remote_id, null);
+  assert.equal(done!.error, MESSAGES.platformUnavailable('YouTube'));
+});
