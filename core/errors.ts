@@ -320,7 +320,7 @@ export const MESSAGES = {
     `TikTok does not offer the privacy level ${level} for this account (it offers ${offered.join(', ') || 'none'}). Change the account's TikTok privacy level in Reelay.`,
   tiktokPrivacyMismatch: () =>
     "the privacy level is not one TikTok offers this account (a private account cannot post publicly). Change the account's TikTok privacy level in Reelay.",
-  tiktokDailyLimit: () => 'the account has posted as many videos through apps today as TikTok allows. Retry the post tomorrow.',
+  tiktokDailyLimit: (when: string) => `the account has posted as many videos through apps today as TikTok allows; Reelay will try again around ${when}.`,
   tiktokTooManyDrafts: () => "five drafts from apps are already waiting in the account's TikTok inbox. Post or delete them in the TikTok app, then retry.",
   tiktokBanned: () => 'TikTok has blocked this account from posting. Check the account in the TikTok app.',
   tiktokSpamText: () => 'TikTok flagged the caption as spam. Reword it and send it again.',

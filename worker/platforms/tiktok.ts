@@ -53,6 +53,8 @@ export const tiktokTuning = {
   uploadUrlMaxAgeSeconds: 50 * 60,
   /** TikTok sends no Retry-After; its limits are per minute. */
   defaultRetryAfterSeconds: 60,
+  /** TikTok's daily post cap names no reset time; the reference says to wait a day. */
+  dailyCapRetrySeconds: 24 * 3600,
 };
 
 const MIN_CHUNK = 5 * MiB;
@@ -92,7 +94,6 @@ export type TikTokCredentials = z.infer<typeof tiktokCredentialsSchema>;
 
 const USER_REASONS: Record<string, () => string> = {
   unaudited_client_can_only_post_to_private_accounts: MESSAGES.tiktokUnaudited,
-  spam_risk_too_many_posts: MESSAGES.tiktokDailyLimit,
   spam_risk_too_many_pending_share: MESSAGES.tiktokTooManyDrafts,
   spam_risk_user_banned_from_posting: MESSAGES.tiktokBanned,
   spam_risk_text: MESSAGES.tiktokSpamText,
@@ -150,6 +151,16 @@ export function mapTikTokError(status: number, body: unknown, headers: Headers, 
       detail: raw,
       retryable: true,
       retryAfterSeconds: retryAfterSeconds(headers, nowMs) ?? tiktokTuning.defaultRetryAfterSeconds,
+    });
+  }
+  if (code === 'spam_risk_too_many_posts') {
+    // A cap, not a verdict on the post: deferred like any rate limit, never failed.
+    const at = new Date(nowMs + tiktokTuning.dailyCapRetrySeconds * 1000);
+    return new PublishError('rate_limited', message, {
+      status,
+      detail: MESSAGES.tiktokDailyLimit(`${at.toISOString().slice(0, 16).replace('T', ' ')} UTC`),
+      retryable: true,
+      retryAfterSeconds: tiktokTuning.dailyCapRetrySeconds,
     });
   }
   if (media) return new PublishError('invalid_media', message, { status, detail: media(), retryable: false });

@@ -455,12 +455,11 @@ test('server errors, hangs and resets are retryable unavailable; a lost init ans
   assert.equal(sim.posts(account.openId).length, 1);
 });
 
-test('FAILED: fail_reason in plain words; user and media reasons stop, an internal failure starts afresh once', async () => {
+test('FAILED: fail_reason in plain words; user and media reasons stop, the daily cap defers, an internal failure starts afresh once', async () => {
   const { account, credentials } = newAccount();
   const deps = makeDeps();
   const cases = [
     ['frame_rate_check_failed', 'invalid_media', MESSAGES.tiktokVideoFrameRate()],
-    ['spam_risk_too_many_posts', 'rejected', MESSAGES.tiktokDailyLimit()],
     ['spam_risk_something_new', 'rejected', MESSAGES.tiktokSpam()],
     ['publish_cancelled', 'rejected', MESSAGES.tiktokCancelled()],
   ] as const;
@@ -470,6 +469,18 @@ test('FAILED: fail_reason in plain words; user and media reasons stop, an intern
     const first = await tiktok.publish(input, deps);
     await rejects(pollToEnd(first, input, deps), { code, retryable: false, detail });
   }
+  // The daily cap is a wait, not a verdict: deferred a day (never failed), the dead publish forgotten.
+  sim.failNextPublish(account.openId, 'spam_risk_too_many_posts');
+  const capped = makeInput(account, credentials, { rendition: tiny });
+  const error = await pollToEnd(await tiktok.publish(capped, deps), capped, deps).then(
+    () => assert.fail('a capped post was published'),
+    (e: unknown) => e as PublishError,
+  );
+  assert.equal(error.code, 'rate_limited');
+  assert.equal(error.retryable, true);
+  assert.equal(error.retryAfterSeconds, 24 * 3600);
+  assert.match(error.detail ?? '', /will try again around \d{4}-\d\d-\d\d \d\d:\d\d UTC/);
+  assert.equal(capped.checkpoint.publishId, null);
   await new Promise((resolve) => setTimeout(resolve, 0));
 
   const fresh = newAccount();
@@ -498,7 +509,9 @@ test('error mapping follows the reference', () => {
   for (const code of ['file_format_check_failed', 'duration_check_failed', 'frame_rate_check_failed', 'picture_size_check_failed', 'invalid_file_upload']) {
     assert.deepEqual(cls(map(400, code)), ['invalid_media', false], code);
   }
-  for (const code of ['invalid_params', 'privacy_level_option_mismatch', 'spam_risk_too_many_posts', 'spam_risk_too_many_pending_share', 'spam_risk_text', 'spam_risk_user_banned_from_posting', 'unaudited_client_can_only_post_to_private_accounts', 'reached_active_user_cap', 'app_version_check_failed', 'url_ownership_unverified']) {
+  const capped = map(403, 'spam_risk_too_many_posts');
+  assert.deepEqual([...cls(capped), capped.retryAfterSeconds], ['rate_limited', true, 24 * 3600]);
+  for (const code of ['invalid_params', 'privacy_level_option_mismatch', 'spam_risk_too_many_pending_share', 'spam_risk_text', 'spam_risk_user_banned_from_posting', 'unaudited_client_can_only_post_to_private_accounts', 'reached_active_user_cap', 'app_version_check_failed', 'url_ownership_unverified']) {
     assert.deepEqual(cls(map(code.startsWith('spam') || code.startsWith('una') || code.startsWith('reach') ? 403 : 400, code)), ['rejected', false], code);
   }
   assert.equal(map(400, 'privacy_level_option_mismatch').detail, MESSAGES.tiktokPrivacyMismatch());
