@@ -59,14 +59,18 @@ export interface ChaosWorld {
   close(): Promise<void>;
 }
 
+const DAILY = 10_000;
+
 export async function startChaosWorld(seed: number): Promise<ChaosWorld> {
   const [tiktok, youtube, x, graph, facebook, linkedin, pinterest, pds]: [TikTokSim, YoutubeSim, XSim, GraphSim, FacebookSim, LinkedInSim, PinterestSim, TestPdsHandle] = await Promise.all([
+    // Daily caps far above the bench's 200 posts a run: meeting a cap defers a delivery by a day
+    // (tested on its own in each platform's tests), which here would only stall the run.
     startTikTokSim({ processingPolls: 0 }),
-    startYoutubeSim({ processingPolls: 0 }),
+    startYoutubeSim({ processingPolls: 0, insertsPerDay: DAILY, unitsPerDay: DAILY * 1600, channelUploadsPerDay: DAILY }),
     startXSim({ client: CLIENT, processing: 'none' }),
-    startGraphSim({ client: META, processingPolls: 0 }),
-    startFacebookSim({ client: META, processingPolls: 0 }),
-    startLinkedInSim({ client: CLIENT, processingReads: 0, minFileBytes: 1 }),
+    startGraphSim({ client: META, processingPolls: 0, igPublishLimit: DAILY, threadsPublishLimit: DAILY }),
+    startFacebookSim({ client: META, processingPolls: 0, reelsPerDay: DAILY }),
+    startLinkedInSim({ client: CLIENT, processingReads: 0, minFileBytes: 1, dailyPostLimit: DAILY }),
     startPinterestSim({ client: CLIENT, processingPolls: 0 }),
     startPds(),
   ]);
@@ -131,7 +135,7 @@ export async function startChaosWorld(seed: number): Promise<ChaosWorld> {
   const link = (platform: PlatformId, handle: string, remoteId: string | null, credentials: Record<string, unknown>, expiresAt: Date | null) =>
     upsertAccount(ctx.pool, ctx.secrets, { workspaceId: 'cli', platform, handle, remoteId, credentials, expiresAt });
 
-  const { account: ttAccount, tokens } = tiktok.addAccount();
+  const { account: ttAccount, tokens } = tiktok.addAccount({ dailyPostCap: DAILY });
   const now = Date.now();
   await link('tiktok', ttAccount.username, ttAccount.openId, tiktokCredentialsSchema.parse({
     accessToken: tokens.accessToken,
