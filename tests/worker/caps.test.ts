@@ -16,6 +16,7 @@ import { formatInZone } from '../../core/schedule.ts';
 import { ensureWorkspace } from '../../core/workspaces.ts';
 import { startWorker, type RunningWorker } from '../../worker/main.ts';
 import { makeClip } from '../support/clips.ts';
+import { poll } from '../support/poll.ts';
 import { testContext, type TestContext } from '../support/context.ts';
 
 let ctx: TestContext;
@@ -34,15 +35,6 @@ const tiktok: PlatformAdapter = {
   },
 };
 
-async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out; last: ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function pastAttempts(accountId: string, secondsAgo: number[]): Promise<void> {
   for (const ago of secondsAgo) {
@@ -79,18 +71,18 @@ test('a delivery over a cap is deferred with the time in its status, then publis
   const account = await upsertAccount(ctx.pool, ctx.secrets, { workspaceId: 'cli', platform: 'tiktok', handle: 'busy', remoteId: null, credentials: {}, expiresAt: null });
   await pastAttempts(account.id, [57, 50, 40, 30, 20, 10]);
   const { post } = await submitPost(ctx, { workspaceId: 'cli', authorId: 'cli', filePath: clip, caption: 'capped', targets: [{ platform: 'tiktok', handle: 'busy' }] });
-  const deferred = await until(() => getDelivery(ctx.pool, post.deliveries[0]!.id), (d) => d?.error_code === 'rate_limited');
+  const deferred = await poll(() => getDelivery(ctx.pool, post.deliveries[0]!.id), (d) => d?.error_code === 'rate_limited');
   assert.equal(deferred?.state, 'scheduled', 'deferred, not failed');
   assert.match(deferred!.error!, /^TikTok allows 6 uploads a minute; this one goes out at /);
   const { rows } = await ctx.pool.query<{ start_after: Date }>('SELECT start_after FROM pgboss.job WHERE id = $1', [deferred!.job_id]);
   assert.equal(deferred!.error, MESSAGES.capDeferred('TikTok', 6, 'uploads a minute', formatInZone(rows[0]!.start_after, 'UTC')));
-  const published = await until(() => getDelivery(ctx.pool, post.deliveries[0]!.id), (d) => d?.state === 'published', 30_000);
+  const published = await poll(() => getDelivery(ctx.pool, post.deliveries[0]!.id), (d) => d?.state === 'published', 30_000);
   assert.ok(published?.published_at && published.published_at.getTime() >= rows[0]!.start_after.getTime() - 1000, 'published only once the cap freed up');
 });
 
 test('a post whose slot passed while no worker ran is published on return and says how late', async () => {
   await upsertAccount(ctx.pool, ctx.secrets, { workspaceId: 'cli', platform: 'tiktok', handle: 'late', remoteId: null, credentials: {}, expiresAt: null });
   const { post } = await submitPost(ctx, { workspaceId: 'cli', authorId: 'cli', filePath: clip, caption: 'late', targets: [{ platform: 'tiktok', handle: 'late' }], at: new Date(Date.now() - 10 * 60_000) });
-  const published = await until(() => getDelivery(ctx.pool, post.deliveries[0]!.id), (d) => d?.state === 'published');
+  const published = await poll(() => getDelivery(ctx.pool, post.deliveries[0]!.id), (d) => d?.state === 'published');
   assert.match(published!.note!, /published 10 min after its time: no worker was running then/);
 });

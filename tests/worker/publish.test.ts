@@ -14,6 +14,7 @@ import { getDelivery } from '../../core/posts.ts';
 import { ensureWorkspace } from '../../core/workspaces.ts';
 import { startWorker, type RunningWorker } from '../../worker/main.ts';
 import { makeClip } from '../support/clips.ts';
+import { poll } from '../support/poll.ts';
 import { testContext, type TestContext } from '../support/context.ts';
 
 let ctx: TestContext;
@@ -34,15 +35,6 @@ const youtube: PlatformAdapter = {
   },
 };
 
-async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out; last: ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 before(async () => {
   ctx = await testContext();
@@ -65,9 +57,9 @@ async function lastAttempt(deliveryId: string): Promise<void> {
 test('out of attempts while the platform holds the upload: unconfirmed, naming the upload', async () => {
   const { post } = await submitPost(ctx, { workspaceId: 'cli', authorId: 'cli', filePath: clip, caption: 'held', targets: [{ platform: 'youtube', handle: null }] });
   const id = post.deliveries[0]!.id;
-  const processing = await until(() => getDelivery(ctx.pool, id), (d) => d?.state === 'processing');
+  const processing = await poll(() => getDelivery(ctx.pool, id), (d) => d?.state === 'processing');
   await lastAttempt(id);
-  const done = await until(() => getDelivery(ctx.pool, id), (d) => d?.state === 'unconfirmed' || d?.state === 'failed');
+  const done = await poll(() => getDelivery(ctx.pool, id), (d) => d?.state === 'unconfirmed' || d?.state === 'failed');
   assert.equal(done!.state, 'unconfirmed');
   assert.equal(done!.error, MESSAGES.uploadedUnconfirmed('YouTube', processing!.remote_id!));
   const { rows } = await ctx.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM events WHERE delivery_id = $1 AND type = 'delivery.unconfirmed'`, [id]);
@@ -78,7 +70,7 @@ test('out of attempts with nothing on the platform: failed with the reason', asy
   const { post } = await submitPost(ctx, { workspaceId: 'cli', authorId: 'cli', filePath: clip, caption: 'refused', targets: [{ platform: 'youtube', handle: null }], at: new Date(Date.now() + 4000) });
   const id = post.deliveries[0]!.id;
   await lastAttempt(id);
-  const done = await until(() => getDelivery(ctx.pool, id), (d) => d?.state === 'unconfirmed' || d?.state === 'failed');
+  const done = await poll(() => getDelivery(ctx.pool, id), (d) => d?.state === 'unconfirmed' || d?.state === 'failed');
   assert.equal(done!.state, 'failed');
   assert.equal(done!.remote_id, null);
   assert.equal(done!.error, MESSAGES.platformUnavailable('YouTube'));

@@ -17,6 +17,7 @@ import { getDelivery, listDeliveries } from '../../core/posts.ts';
 import { ensureWorkspace } from '../../core/workspaces.ts';
 import { startWorker, type RunningWorker } from '../../worker/main.ts';
 import { makeClip } from '../support/clips.ts';
+import { poll } from '../support/poll.ts';
 import { testContext, type TestContext } from '../support/context.ts';
 
 let ctx: TestContext;
@@ -62,15 +63,6 @@ const instagram: PlatformAdapter = {
   },
 };
 
-async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out; last: ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 before(async () => {
   // Instagram takes posts only where Reelay has a public address (nothing is fetched here).
@@ -90,7 +82,7 @@ after(async () => {
 test('the delivery waits for a re-link, the chat is told once with a Re-link button, and re-linking sends it', async () => {
   const account = await upsertAccount(ctx.pool, ctx.secrets, { workspaceId: 'telegram:-100', platform: 'tiktok', handle: 'creator', remoteId: null, credentials: { token: 'x' }, expiresAt: null });
   const { post } = await submitPost(ctx, { workspaceId: 'telegram:-100', authorId: 'u1', filePath: clip, caption: 'waits', targets: [{ platform: 'tiktok', handle: null }] });
-  const waiting = await until(() => getDelivery(ctx.pool, post.deliveries[0]!.id), (d) => d?.error === MESSAGES.waitingForRelink('TikTok', 'creator', 24, '/link tiktok'));
+  const waiting = await poll(() => getDelivery(ctx.pool, post.deliveries[0]!.id), (d) => d?.error === MESSAGES.waitingForRelink('TikTok', 'creator', 24, '/link tiktok'));
   assert.equal(waiting?.state, 'scheduled', 'waiting, not failed');
   assert.equal((await getAccount(ctx.pool, account.id))?.state, 'needs_reauth');
   const alerts = sent.filter((s) => s.message.text.startsWith('🔑'));
@@ -101,7 +93,7 @@ test('the delivery waits for a re-link, the chat is told once with a Re-link but
   loginGone = false;
   await upsertAccount(ctx.pool, ctx.secrets, { workspaceId: 'telegram:-100', platform: 'tiktok', handle: 'creator', remoteId: null, credentials: { token: 'y' }, expiresAt: null });
   await wakeWaiting(ctx, account.id);
-  const done = await until(() => listDeliveries(ctx.pool, post.id), (ds) => ds[0]?.state === 'published');
+  const done = await poll(() => listDeliveries(ctx.pool, post.id), (ds) => ds[0]?.state === 'published');
   assert.match(done[0]!.url!, /tiktok\.com/);
   assert.equal(sent.filter((s) => s.message.text.startsWith('🔑')).length, 1, 'one alert, not one per check');
 });
@@ -109,10 +101,10 @@ test('the delivery waits for a re-link, the chat is told once with a Re-link but
 test('a delivery still waiting 24 h after its slot fails with the reason', async () => {
   loginGone = true;
   const { post } = await submitPost(ctx, { workspaceId: 'telegram:-100', authorId: 'u1', filePath: clip, caption: 'too late', targets: [{ platform: 'tiktok', handle: null }] });
-  await until(() => getDelivery(ctx.pool, post.deliveries[0]!.id), (d) => d?.error_code === 'auth' && d.state === 'scheduled');
+  await poll(() => getDelivery(ctx.pool, post.deliveries[0]!.id), (d) => d?.error_code === 'auth' && d.state === 'scheduled');
   await ctx.pool.query(`UPDATE posts SET scheduled_at = now() - interval '25 hours' WHERE id = $1`, [post.id]);
   await wakeWaiting(ctx, post.deliveries[0]!.account_id);
-  const failed = await until(() => getDelivery(ctx.pool, post.deliveries[0]!.id), (d) => d?.state === 'failed');
+  const failed = await poll(() => getDelivery(ctx.pool, post.deliveries[0]!.id), (d) => d?.state === 'failed');
   assert.equal(failed?.error, MESSAGES.platformAuth('TikTok'));
 });
 
@@ -128,7 +120,7 @@ test('a waiting delivery names the command that re-links its account the way it 
     caption: 'both wait',
     targets: [{ platform: 'instagram', handle: 'caseycooks' }, { platform: 'instagram', handle: 'caseytravels' }],
   });
-  const waiting = await until(() => listDeliveries(ctx.pool, post.id), (ds) => ds.length === 2 && ds.every((d) => d.error_code === 'auth' && d.state === 'scheduled'));
+  const waiting = await poll(() => listDeliveries(ctx.pool, post.id), (ds) => ds.length === 2 && ds.every((d) => d.error_code === 'auth' && d.state === 'scheduled'));
   const reasons = Object.fromEntries(waiting.map((d) => [d.handle, d.error]));
   assert.deepEqual(reasons, {
     caseycooks: MESSAGES.waitingForRelink('Instagram', 'caseycooks', 24, '/link instagram via facebook'),
