@@ -22,16 +22,26 @@ export function createPool(connectionString: string, log: Logger, max = 10): Poo
 
 export async function withTransaction<T>(pool: Pool, fn: (client: Client) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  // pg-pool takes its idle 'error' listener off a checked-out client: a connection dropped while
+  // the transaction waits on something else (a file, a platform) would emit 'error' to no one and
+  // end the process. The transaction is lost either way; its next statement fails, and the client
+  // is released with the error so the pool discards it.
+  let lost: Error | undefined;
+  const onError = (error: Error) => {
+    lost ??= error;
+  };
+  client.on('error', onError);
   try {
     await client.query('BEGIN');
     const result = await fn(client);
     await client.query('COMMIT');
     return result;
   } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    if (!lost) await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   } finally {
-    client.release();
+    client.removeListener('error', onError);
+    client.release(lost);
   }
 }
 
