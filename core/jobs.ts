@@ -5,6 +5,8 @@
  *   `nextAttempt` (jittered exponential backoff, or the platform's Retry-After), counting attempts
  *   on the delivery row;
  * - a crash or an unexpected error: pg-boss retries the job (heartbeat expiry finds dead workers).
+ * Inside an attempt, a request that is safe to repeat (a read, a status check) and got no answer or
+ * a 5xx is sent again in place (`repeatInPlace`) before its failure costs the delivery an attempt.
  */
 import { PgBoss, type Clock, type SendOptions, type Queue } from 'pg-boss';
 import { z } from 'zod';
@@ -48,6 +50,12 @@ export const RETRY_POLICY = {
   maxDelaySeconds: 15 * 60,
   /** An auth error that a forced token refresh may cure is retried at once, once. */
   authRetryDelaySeconds: 0,
+  /**
+   * Sends of a request that is safe to repeat, within one attempt, after no answer or a 5xx. A flow of
+   * a dozen calls meets a transient fault in most attempts when faults are common; repeating the
+   * harmless calls in place leaves only the non-idempotent ones (and streamed uploads) to cost an attempt.
+   */
+  inPlace: { sends: 3, baseDelayMs: 500 },
   /** Crash recovery by pg-boss: a dead worker's job is retried after its heartbeat lapses. */
   crash: { retryLimit: 5, retryDelay: 2, retryBackoff: true, retryDelayMax: 60 },
   /** A worker that stops heart-beating for this long is presumed dead (pg-boss minimum: 10). */
@@ -75,6 +83,19 @@ export function nextAttempt(error: PublishError, attempts: number, random: () =>
   // "Full jitter" between half and the whole step keeps many deliveries from retrying in lockstep.
   const jittered = exponential / 2 + (exponential / 2) * random();
   return { retry: true, delaySeconds: Math.min(RETRY_POLICY.maxDelaySeconds, Math.round(jittered)) };
+}
+
+/**
+ * Milliseconds to wait before sending a safe request again after `error` on its `sends`-th send, or
+ * null when the error is not worth repeating in place: a rate limit or a 4xx answer is the platform's
+ * word and goes to `nextAttempt`; so does anything once the in-place sends are spent.
+ */
+export function repeatInPlace(error: PublishError, sends: number, random: () => number = Math.random): number | null {
+  if (sends >= RETRY_POLICY.inPlace.sends) return null;
+  if (!error.retryable || error.code !== 'unavailable' || error.retryAfterSeconds !== undefined) return null;
+  if (error.status !== undefined && error.status < 500) return null;
+  const step = RETRY_POLICY.inPlace.baseDelayMs * 2 ** (sends - 1);
+  return Math.round(step / 2 + (step / 2) * random());
 }
 
 const QUEUE_OPTIONS: Record<QueueName, Omit<Queue, 'name'>> = {

@@ -6,6 +6,7 @@
  * adapter's HTTP code. The adapters in worker/platforms/<id>.ts implement `PlatformAdapter`.
  */
 import type { Logger } from './log.ts';
+import type { PublishError } from './errors.ts';
 
 export const PLATFORM_IDS = [
   'tiktok',
@@ -232,6 +233,12 @@ export interface PlatformDeps {
   oauthClient: OAuthClient | null;
   /** Test-only hook: lets the crash harness kill the process at named points. */
   crashPoint(name: string): void;
+  /**
+   * For a request that is safe to repeat and failed on its `sends`-th send: milliseconds before
+   * sending it again, or null to fail. The worker passes the retry policy's `repeatInPlace`; left
+   * out (adapter tests), every failure surfaces at once.
+   */
+  repeat?(error: PublishError, sends: number): number | null;
 }
 
 /** `note`: plain words for the chat when the link alone would mislead ("awaiting review", "sent to drafts"). */

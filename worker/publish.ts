@@ -15,7 +15,7 @@ import { describePublishError, MESSAGES, PublishError } from '../core/errors.ts'
 import { relinkCommand } from '../core/linking.ts';
 import { capReached, type Cap, type CapDecision } from '../core/caps.ts';
 import { formatInZone } from '../core/schedule.ts';
-import { nextAttempt, sendPublish } from '../core/jobs.ts';
+import { nextAttempt, repeatInPlace, sendPublish } from '../core/jobs.ts';
 import type { Logger } from '../core/log.ts';
 import { getRendition, renditionOpener } from '../core/media.ts';
 import { recordPublish, recordRetry, recordTokenRefreshFailure } from '../core/metrics.ts';
@@ -67,7 +67,7 @@ export function crashPointFor(ctx: Context): (name: string) => void {
 
 export function platformDeps(ctx: Context, platform: PlatformId, log: Logger, signal: AbortSignal): PlatformDeps {
   const { urls, client } = ctx.config.platforms[platform];
-  return { fetch: ctx.fetch, signal, log, now: ctx.now, urls, oauthClient: client, crashPoint: crashPointFor(ctx) };
+  return { fetch: ctx.fetch, signal, log, now: ctx.now, urls, oauthClient: client, crashPoint: crashPointFor(ctx), repeat: repeatInPlace };
 }
 
 type Opener = PublishInput['rendition']['open'];

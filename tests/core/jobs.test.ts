@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PublishError } from '../../core/errors.ts';
-import { nextAttempt, RETRY_POLICY } from '../../core/jobs.ts';
+import { nextAttempt, repeatInPlace, RETRY_POLICY } from '../../core/jobs.ts';
 
 test('errors that are not retryable are never retried', () => {
   assert.deepEqual(nextAttempt(new PublishError('rejected', 'caption too long'), 1), { retry: false });
@@ -35,4 +35,18 @@ test('an attempt that moved the checkpoint forward earns more attempts, up to a 
 test('Retry-After is obeyed, and a rate limit defers even past the attempt budget', () => {
   assert.deepEqual(nextAttempt(new PublishError('unavailable', '503', { retryAfterSeconds: 42 }), 1), { retry: true, delaySeconds: 42 });
   assert.deepEqual(nextAttempt(new PublishError('rate_limited', '429', { retryAfterSeconds: 3600 }), 99), { retry: true, delaySeconds: 3600 });
+});
+
+test('in place, only a failure without a usable answer is repeated: no answer or a 5xx, a few times, with short jittered waits', () => {
+  const noAnswer = new PublishError('unavailable', 'no answer (ECONNRESET)');
+  const first = [repeatInPlace(noAnswer, 1, () => 0), repeatInPlace(noAnswer, 1, () => 1)];
+  assert.deepEqual(first, [RETRY_POLICY.inPlace.baseDelayMs / 2, RETRY_POLICY.inPlace.baseDelayMs]);
+  assert.equal(repeatInPlace(noAnswer, 2, () => 1), RETRY_POLICY.inPlace.baseDelayMs * 2, 'the wait doubles');
+  assert.equal(repeatInPlace(noAnswer, RETRY_POLICY.inPlace.sends), null, 'bounded');
+  assert.notEqual(repeatInPlace(new PublishError('unavailable', '502', { status: 502 }), 1), null);
+  assert.equal(repeatInPlace(new PublishError('unavailable', '404 while processing', { status: 400 }), 1), null, 'a 4xx is the platform speaking');
+  assert.equal(repeatInPlace(new PublishError('unavailable', '503', { status: 503, retryAfterSeconds: 20 }), 1), null, 'a named time goes to the job');
+  assert.equal(repeatInPlace(new PublishError('rate_limited', '429', { status: 429 }), 1), null);
+  assert.equal(repeatInPlace(new PublishError('auth', 'expired', { status: 401 }), 1), null);
+  assert.equal(repeatInPlace(new PublishError('unknown', 'unreadable answer'), 1), null);
 });

@@ -5,6 +5,7 @@
  * Secrets: request headers and bodies are never logged or copied into errors, and URLs are logged
  * without their query string (some platforms take tokens there).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { PlatformDeps } from '../../core/platforms.ts';
 import { PublishError } from '../../core/errors.ts';
 
@@ -47,6 +48,13 @@ export interface RequestOptions {
    * uploads of media not yet attached to a post): a network failure then is not `outcomeUnknown`.
    */
   safeToRepeat?: boolean;
+  /**
+   * Sending it again gets the same answer, so a send that got no answer or a 5xx goes again in place
+   * as `deps.repeat` allows. GET and PUT are so by definition; a POST that only reads says so. Not a
+   * finalize-style call: its repeat is refused ("already finalized"), which its flow handles only on
+   * a later attempt.
+   */
+  idempotent?: boolean;
   /** How to read a 2xx answer; 'none' discards it. */
   response?: 'json' | 'text' | 'none';
 }
@@ -63,7 +71,8 @@ const DEFAULT_TIMEOUT_MS = 60_000;
 const DETAIL_MAX = 300;
 
 /**
- * Sends one request through `deps.fetch` and returns its parsed 2xx answer. Everything else becomes
+ * Sends a request through `deps.fetch` and returns its parsed 2xx answer; an idempotent request whose
+ * body we hold is sent again as `deps.repeat` allows. Everything else becomes
  * a PublishError: a non-2xx answer through the adapter's `mapError`, and a request that never got an
  * answer (reset connection, DNS failure, timeout, abort) as 'unavailable', retryable, with
  * `outcomeUnknown` set because the server may have acted on it.
@@ -75,6 +84,28 @@ export async function requestJson<T>(
   mapError: MapError,
   options: RequestOptions = {},
 ): Promise<HttpResponse<T>> {
+  // A streamed body is spent by its first send; only bodies we hold can go again.
+  const streamed = typeof init.body === 'object' && 'kind' in init.body && init.body.kind === 'stream';
+  const repeatable = (options.idempotent ?? (init.method === 'GET' || init.method === 'PUT')) && !streamed && deps.repeat !== undefined;
+  for (let sends = 1; ; sends++) {
+    try {
+      return await sendOnce<T>(deps, url, init, mapError, options);
+    } catch (error) {
+      if (!repeatable || !(error instanceof PublishError) || deps.signal.aborted) throw error;
+      const delayMs = deps.repeat?.(error, sends) ?? null;
+      if (delayMs === null) throw error;
+      const target = new URL(url);
+      deps.log.info({ request: `${init.method} ${target.origin}${target.pathname}`, sends, delayMs, detail: error.detail }, 'repeating a request that is safe to repeat');
+      try {
+        await sleep(delayMs, undefined, { signal: deps.signal });
+      } catch {
+        throw error;
+      }
+    }
+  }
+}
+
+async function sendOnce<T>(deps: PlatformDeps, url: string, init: HttpRequest, mapError: MapError, options: RequestOptions): Promise<HttpResponse<T>> {
   const target = new URL(url);
   const where = `${init.method} ${target.origin}${target.pathname}`;
   const headers: Record<string, string> = { accept: 'application/json', ...init.headers };
