@@ -13,7 +13,7 @@ import { REST, type RESTOptions } from '@discordjs/rest';
 // The wire types and the markdown escaper, not discord.js itself: a worker that only edits
 // messages over REST should not carry the gateway client (~45 MB of resident memory).
 import { escapeMarkdown } from '@discordjs/formatters';
-import { ButtonStyle, ComponentType, MessageFlags, Routes, type APIActionRowComponent, type APIButtonComponent, type APIChannel, type APIMessage } from 'discord-api-types/v10';
+import { ButtonStyle, ComponentType, MessageFlags, Routes, type APIActionRowComponent, type APIButtonComponent, type APIChannel, type APIGuild, type APIMessage } from 'discord-api-types/v10';
 import type { ChatButton, ChatOutbox, OutMessage } from './outbox.ts';
 
 /**
@@ -116,7 +116,9 @@ export function discordOutbox(rest: REST): ChatOutbox {
       const channel = (await rest.get(Routes.channel(chatId)).catch(() => null)) as APIChannel | null;
       // Only guild channels are places (bot/discord.ts): the workspace is the guild.
       if (!channel || !('guild_id' in channel) || !channel.guild_id) return null;
-      return { name: `#${channel.name}`, workspaceId: `discord:${channel.guild_id}` };
+      // A channel name alone ("#general") does not say which server asks or is asked.
+      const guild = (await rest.get(Routes.guild(channel.guild_id)).catch(() => null)) as APIGuild | null;
+      return { name: guild?.name ? `#${channel.name} (${guild.name})` : `#${channel.name}`, workspaceId: `discord:${channel.guild_id}` };
     },
   };
 }

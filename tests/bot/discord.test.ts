@@ -194,8 +194,9 @@ test('a channel of another server must accept the alerts first; only its admins 
   const inbox = agency.channelIds[0]!;
   const setting = async () => (await ctx.pool.query<{ a: string | null }>(`SELECT settings->>'alertsChat' AS a FROM workspaces WHERE id = $1`, [`discord:${guild.id}`])).rows[0]?.a ?? null;
   const asked = sim.userMessage(general, admin.id, { content: `settings alerts <#${inbox}>`, mentionsBot: true });
-  await replyTo(general, asked.id, /Asked #inbox to take this chat's alerts/);
-  const request = await sim.waitFor(() => sim.channelMessages(inbox).find((m) => m.authorId === sim.bot.id && /wants to send its Reelay alerts here \(asked by/.test(m.content)), 10_000);
+  // Both sides name the other's server, not only a channel name any server may have.
+  await replyTo(general, asked.id, /Asked #inbox \(Agency\) to take this chat's alerts/);
+  const request = await sim.waitFor(() => sim.channelMessages(inbox).find((m) => m.authorId === sim.bot.id && /^#general \(Creators\) wants to send its Reelay alerts here \(asked by/.test(m.content)), 10_000);
   const accept = request.components.flatMap((row) => row.components as Array<{ label: string; custom_id: string }>).find((b) => b.label === 'Accept')!;
 
   const refused = sim.pressButton(inbox, request.id, zoe.id, accept.custom_id);
@@ -203,7 +204,7 @@ test('a channel of another server must accept the alerts first; only its admins 
   assert.equal(await setting(), null, 'a member without Manage Server cannot accept');
   const pressed = sim.pressButton(inbox, request.id, member.id, accept.custom_id);
   await sim.waitFor(() => sim.responsesTo(pressed.id).original?.content.match(/Accepted by/), 10_000);
-  await sim.waitFor(() => sim.channelMessages(general).find((m) => /inbox accepted: this chat's Reelay alerts go there now/.test(m.content)), 10_000);
+  await sim.waitFor(() => sim.channelMessages(general).find((m) => /#inbox \(Agency\) accepted: this chat's Reelay alerts go there now/.test(m.content)), 10_000);
   assert.equal(await setting(), `discord:${inbox}`);
   await slash(admin, 'settings alerts', { off: true });
 });

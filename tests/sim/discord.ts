@@ -1366,6 +1366,12 @@ export class DiscordSim {
       this.removeReaction(message, userId, this.parseEmoji(params.emoji!));
       this.sendEmpty(res, rate);
     });
+    this.route('GET', '/guilds/:guild', { major: 'guild' }, async ({ res, params, rate }) => {
+      // The REST Guild object: the gateway's GUILD_CREATE without its gateway-only fields.
+      const { joined_at: _j, large: _l, unavailable: _u, member_count: _c, voice_states: _v, members: _m, channels: _ch, threads: _t, presences: _p, stage_instances: _s, guild_scheduled_events: _e, soundboard_sounds: _b, ...rest } =
+        this.guildCreate(this.restGuild(params.guild!), 0);
+      this.sendJson(res, 200, rest, rate);
+    });
     this.route('GET', '/guilds/:guild/members/:user', { major: 'guild' }, async ({ res, params, rate }) => {
       const guild = this.restGuild(params.guild!);
       const member = guild.members.get(params.user!);
