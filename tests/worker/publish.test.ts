@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { upsertAccount } from '../../core/accounts.ts';
 import { MESSAGES, PublishError } from '../../core/errors.ts';
@@ -13,6 +15,7 @@ import { PLATFORM_SPECS, type PlatformAdapter } from '../../core/platforms.ts';
 import { getDelivery } from '../../core/posts.ts';
 import { ensureWorkspace } from '../../core/workspaces.ts';
 import { startWorker, type RunningWorker } from '../../worker/main.ts';
+import { countingOpener } from '../../worker/publish.ts';
 import { makeClip } from '../support/clips.ts';
 import { poll } from '../support/poll.ts';
 import { testContext, type TestContext } from '../support/context.ts';
@@ -74,4 +77,47 @@ test('out of attempts with nothing on the platform: failed with the reason', asy
   assert.equal(done!.state, 'failed');
   assert.equal(done!.remote_id, null);
   assert.equal(done!.error, MESSAGES.platformUnavailable('YouTube'));
+});
+
+/** A rendition stream like the media store's: each chunk a database round trip away. */
+function slowSource(chunks: number, bytes: number): Readable & { destroyedEarly(): boolean } {
+  let finished = false;
+  async function* read(): AsyncGenerator<Buffer> {
+    for (let i = 0; i < chunks; i++) {
+      await sleep(2);
+      yield Buffer.alloc(bytes, i);
+    }
+    finished = true;
+  }
+  const stream = Readable.from(read(), { objectMode: false, highWaterMark: 1 });
+  return Object.assign(stream, { destroyedEarly: () => stream.destroyed && !finished });
+}
+
+test('upload progress counts bytes without taking any from the upload, however late the upload starts reading', async () => {
+  const reported: number[] = [];
+  const open = countingOpener(async () => slowSource(10, 1000), 10_000, (fraction) => reported.push(fraction));
+  const stream = await open();
+  // A slow connection: the adapter's consumer attaches only after several reads could have happened.
+  await sleep(40);
+  let received = 0;
+  for await (const chunk of stream) received += (chunk as Buffer).length;
+  assert.equal(received, 10_000, 'every byte reaches the upload');
+  assert.equal(reported.at(-1), 1);
+  assert.deepEqual(reported, [...reported].sort((a, b) => a - b), 'progress only grows');
+});
+
+test('an upload abandoned half-way releases its source; a source that fails fails the upload', async () => {
+  const source = slowSource(100, 1000);
+  const stream = await countingOpener(async () => source, 100_000, () => undefined)();
+  for await (const _chunk of stream) break;
+  await poll(async () => source.destroyed, (destroyed) => destroyed, 5000, 10);
+  assert.ok(source.destroyedEarly(), 'the source was closed before its end');
+
+  const broken = new Readable({ read() { this.destroy(new Error('large object read failed')); } });
+  const failing = await countingOpener(async () => broken, 1000, () => undefined)();
+  await assert.rejects(async () => {
+    for await (const _chunk of failing) {
+      // nothing arrives
+    }
+  }, /large object read failed/);
 });
