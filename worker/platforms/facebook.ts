@@ -439,7 +439,7 @@ export function createFacebookAdapter(overrides: FacebookOptions = {}): Platform
 
   async function start(run: Run): Promise<NonNullable<FacebookCheckpoint['video']>> {
     // An unfinished video is invisible: starting again after a lost answer only leaves an orphan.
-    const body = await call<unknown>(run.deps, graphUrl(run.deps, `${run.creds.pageId}/video_reels`, {}), form({ upload_phase: 'start', access_token: run.token }), { safeToRepeat: true });
+    const body = await call<unknown>(run.deps, graphUrl(run.deps, `${run.creds.pageId}/video_reels`, {}), form({ upload_phase: 'start', access_token: run.token }), { safeToRepeat: true, repeatable: true });
     const parsed = z.object({ video_id: z.string().regex(/^\d+$/), upload_url: z.url() }).safeParse(body);
     if (!parsed.success) throw new PublishError('unknown', `${LABEL} answered video_reels start with an unexpected body.`, { retryable: true, detail: 'unexpected start answer' });
     const video = { videoId: parsed.data.video_id, uploadUrl: parsed.data.upload_url, sha256: run.input.rendition.sha256, size: run.input.rendition.size };

@@ -49,12 +49,13 @@ export interface RequestOptions {
    */
   safeToRepeat?: boolean;
   /**
-   * Sending it again gets the same answer, so a send that got no answer or a 5xx goes again in place
-   * as `deps.repeat` allows. GET and PUT are so by definition; a POST that only reads says so. Not a
-   * finalize-style call: its repeat is refused ("already finalized"), which its flow handles only on
-   * a later attempt.
+   * A send that got no answer or a 5xx may go again at once, in place, as `deps.repeat` allows: a
+   * repeat is harmless and answers as the first send would have. True by default for GET and PUT;
+   * a read sent as POST, or a call that only opens something invisible (an upload id that expires
+   * unused), says so. Never a finalize-style call: its repeat is refused ("already finalized"),
+   * which its flow settles only on a later attempt.
    */
-  idempotent?: boolean;
+  repeatable?: boolean;
   /** How to read a 2xx answer; 'none' discards it. */
   response?: 'json' | 'text' | 'none';
 }
@@ -71,7 +72,7 @@ const DEFAULT_TIMEOUT_MS = 60_000;
 const DETAIL_MAX = 300;
 
 /**
- * Sends a request through `deps.fetch` and returns its parsed 2xx answer; an idempotent request whose
+ * Sends a request through `deps.fetch` and returns its parsed 2xx answer; a repeatable request whose
  * body we hold is sent again as `deps.repeat` allows. Everything else becomes
  * a PublishError: a non-2xx answer through the adapter's `mapError`, and a request that never got an
  * answer (reset connection, DNS failure, timeout, abort) as 'unavailable', retryable, with
@@ -86,7 +87,7 @@ export async function requestJson<T>(
 ): Promise<HttpResponse<T>> {
   // A streamed body is spent by its first send; only bodies we hold can go again.
   const streamed = typeof init.body === 'object' && 'kind' in init.body && init.body.kind === 'stream';
-  const repeatable = (options.idempotent ?? (init.method === 'GET' || init.method === 'PUT')) && !streamed && deps.repeat !== undefined;
+  const repeatable = (options.repeatable ?? (init.method === 'GET' || init.method === 'PUT')) && !streamed && deps.repeat !== undefined;
   for (let sends = 1; ; sends++) {
     try {
       return await sendOnce<T>(deps, url, init, mapError, options);

@@ -472,7 +472,7 @@ export function createLinkedInAdapter(overrides: LinkedInOptions = {}): Platform
         body: json({ initializeUploadRequest: { owner: run.creds.author, fileSizeBytes: rendition.size, uploadCaptions: false, uploadThumbnail: false } }),
       },
       // A video never finalized nor attached to a post is invisible and abandoned.
-      { safeToRepeat: true },
+      { safeToRepeat: true, repeatable: true },
       asMediaError,
     );
     const parsed = initializeSchema.safeParse(body);

@@ -379,7 +379,7 @@ export function createPinterestAdapter(overrides: PinterestOptions = {}): Platfo
   // ---- media -------------------------------------------------------------------------------------
 
   async function register(run: Run): Promise<z.infer<typeof registerSchema>> {
-    const body = await call<unknown>(run.deps, `${run.api}/media`, { method: 'POST', headers: run.auth, body: json({ media_type: 'video' }) }, { safeToRepeat: true });
+    const body = await call<unknown>(run.deps, `${run.api}/media`, { method: 'POST', headers: run.auth, body: json({ media_type: 'video' }) }, { safeToRepeat: true, repeatable: true });
     const parsed = registerSchema.safeParse(body);
     if (!parsed.success) throw new PublishError('unknown', `${LABEL} answered POST /v5/media without an upload form.`, { retryable: true, detail: 'unexpected media registration answer' });
     const { rendition } = run.input;

@@ -249,13 +249,13 @@ function apiUrl(deps: PlatformDeps, path: string): string {
   return new URL(path, base.endsWith('/') ? base : `${base}/`).toString();
 }
 
-async function api(deps: PlatformDeps, token: string, path: string, body: unknown, options: { safeToRepeat: boolean; idempotent?: boolean }): Promise<unknown> {
+async function api(deps: PlatformDeps, token: string, path: string, body: unknown, options: { safeToRepeat: boolean; repeatable?: boolean }): Promise<unknown> {
   const headers: Record<string, string> = { authorization: `Bearer ${token}`, 'content-type': 'application/json; charset=UTF-8' };
   const mapError: MapError = (status, answer, responseHeaders) => mapTikTokError(status, answer, responseHeaders, deps.now());
   const init = body === undefined ? { method: 'POST' as const, headers } : { method: 'POST' as const, headers, body: json(body) };
   const response = await requestJson<string>(deps, apiUrl(deps, path), init, mapError, {
     safeToRepeat: options.safeToRepeat,
-    idempotent: options.idempotent ?? false,
+    repeatable: options.repeatable ?? false,
     response: 'text',
     timeoutMs: tiktokTuning.apiTimeoutMs,
   });
@@ -288,12 +288,12 @@ function parseData<T>(schema: z.ZodType<T>, data: unknown, what: string, outcome
 }
 
 async function queryCreatorInfo(deps: PlatformDeps, token: string): Promise<CreatorInfo> {
-  const data = await api(deps, token, 'v2/post/publish/creator_info/query/', undefined, { safeToRepeat: true, idempotent: true });
+  const data = await api(deps, token, 'v2/post/publish/creator_info/query/', undefined, { safeToRepeat: true, repeatable: true });
   return parseData(creatorInfoSchema, data, 'creator_info', false);
 }
 
 async function fetchStatus(deps: PlatformDeps, token: string, publishId: string): Promise<PublishStatus> {
-  const data = await api(deps, token, 'v2/post/publish/status/fetch/', { publish_id: publishId }, { safeToRepeat: true, idempotent: true });
+  const data = await api(deps, token, 'v2/post/publish/status/fetch/', { publish_id: publishId }, { safeToRepeat: true, repeatable: true });
   return parseData(statusSchema, data, 'status/fetch', false);
 }
 

@@ -463,7 +463,7 @@ export function createXAdapter(overrides: XOptions = {}): PlatformAdapter {
         body: json({ media_type: 'video/mp4', total_bytes: rendition.size, media_category: 'tweet_video' }),
       },
       // An unused media id is invisible to everyone and expires on its own.
-      { safeToRepeat: true },
+      { safeToRepeat: true, repeatable: true },
       asMediaError,
     );
     const parsed = mediaAnswerSchema.safeParse(body);

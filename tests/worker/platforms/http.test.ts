@@ -70,13 +70,13 @@ test('in-place sends are bounded by the retry policy; the last failure is what t
   });
 });
 
-test('a POST is sent once unless it says it is idempotent; a 4xx, a Retry-After or a streamed body is never repeated in place', async () => {
+test('a POST is sent once unless it says it is repeatable; a 4xx, a Retry-After or a streamed body is never repeated in place', async () => {
   await withServer([status(500), ok], async (base, sent) => {
     await assert.rejects(requestJson(deps(), `${base}/finalize`, { method: 'POST', body: json({}) }, mapError, { safeToRepeat: true }));
     assert.equal(sent(), 1, 'a finalize-style POST is left to the next attempt');
   });
   await withServer([status(500), ok], async (base, sent) => {
-    await requestJson(deps(), `${base}/status/fetch`, { method: 'POST', body: json({ id: 1 }) }, mapError, { idempotent: true });
+    await requestJson(deps(), `${base}/status/fetch`, { method: 'POST', body: json({ id: 1 }) }, mapError, { repeatable: true });
     assert.equal(sent(), 2, 'a read sent as POST is repeated');
   });
   await withServer([status(400), ok], async (base, sent) => {
