@@ -8,7 +8,7 @@
  * tests/worker/chaos.test.ts runs N = 20; a benchmark can call `runChaos` with N = 200.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startHttp, type HttpServer } from '../../bot/http.ts';
@@ -257,10 +257,18 @@ interface WorkerChild {
   stderr(): string;
 }
 
-function spawnWorker(world: ChaosWorld, crashAt: string): WorkerChild {
+/** CHAOS_LOG_DIR: every worker's whole log kept there (the report keeps only a crashed worker's tail). */
+const LOG_DIR = process.env.CHAOS_LOG_DIR;
+
+function spawnWorker(world: ChaosWorld, crashAt: string, name: string): WorkerChild {
   const child = spawn(process.execPath, [WORKER], { env: { ...process.env, ...world.childEnv, REELAY_CRASH_AT: crashAt }, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-8000)));
+  const file = LOG_DIR ? createWriteStream(join(LOG_DIR, `${name}.log`)) : null;
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-8000);
+    file?.write(chunk);
+  });
+  child.once('exit', () => file?.end());
   const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? code)));
   return { child, exited, stderr: () => stderr };
 }
@@ -313,7 +321,7 @@ export async function runChaos(world: ChaosWorld, options: ChaosOptions, runSeed
   while (!deliveries.every(settled)) {
     if (Date.now() > deadline) break;
     const disrupted = runs < options.disruptedRuns;
-    const worker = spawnWorker(world, disrupted ? `random:${options.crashProbability}:${runSeed + runs}` : '');
+    const worker = spawnWorker(world, disrupted ? `random:${options.crashProbability}:${runSeed + runs}` : '', `worker-${runSeed}-${runs + 1}`);
     runs++;
     const [min, max] = options.killAfterMs;
     let timerFired = false;
