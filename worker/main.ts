@@ -17,7 +17,7 @@ import { silentNotifier, type Notifier } from './notify.ts';
 import { ADAPTERS } from './platforms/index.ts';
 import { CAPS, type Cap } from '../core/caps.ts';
 import { handlePublish } from './publish.ts';
-import { handleTranscode } from './transcode.ts';
+import { handleTranscode, sweepWorkDirs } from './transcode.ts';
 
 export interface WorkerOptions {
   adapters?: Partial<Record<PlatformId, PlatformAdapter>>;
@@ -46,6 +46,10 @@ export async function startWorker(ctx: Context, options: WorkerOptions = {}): Pr
   const controller = new AbortController();
   const me = { id, hostname: hostname(), pid: process.pid };
   await heartbeat(ctx.pool, me);
+  void sweepWorkDirs().then(
+    (removed) => removed.length > 0 && log.info({ removed: removed.length }, 'removed work directories of transcodes that died'),
+    (error: unknown) => log.warn({ err: error }, 'could not sweep old transcode directories'),
+  );
 
   const concurrency = options.concurrency ?? ctx.config.worker.concurrency;
   const polling = { pollingIntervalSeconds: options.pollingIntervalSeconds ?? 1, notifyPollingIntervalSeconds: options.pollingIntervalSeconds ?? 1 };

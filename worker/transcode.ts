@@ -4,7 +4,7 @@
  * satisfies a profile, one encode per other profile — then queue each delivery's publish job at
  * its scheduled time, in the same transaction that marks the media ready.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Context } from '../core/context.ts';
@@ -20,6 +20,28 @@ import { PLATFORM_SPECS, type PlatformId, type VideoProfile } from '../core/plat
 import { getPost, listDeliveries, setJob, setMediaState, setRendition, transition } from '../core/posts.ts';
 import { encodeArgs, extractFrame, remuxArgs, renditionPlan } from '../core/video.ts';
 import type { Notifier } from './notify.ts';
+
+const WORK_DIR_PREFIX = 'reelay-transcode-';
+
+/**
+ * A transcode's files live in a temporary directory that the job removes when it ends; a worker
+ * killed mid-transcode (SIGKILL, OOM, a lost machine) leaves it, with a copy of the video, until
+ * the next worker start on that machine removes it here. Only directories untouched for longer
+ * than any transcode may run (its job expires after an hour) are taken, so workers sharing the
+ * machine keep theirs.
+ */
+export async function sweepWorkDirs(root: string = tmpdir(), olderThanMs = 3 * 3600_000, now = Date.now()): Promise<string[]> {
+  const removed: string[] = [];
+  for (const entry of await readdir(root, { withFileTypes: true })) {
+    if (!entry.isDirectory() || !entry.name.startsWith(WORK_DIR_PREFIX)) continue;
+    const path = join(root, entry.name);
+    const info = await stat(path).catch(() => null);
+    if (!info || now - info.mtimeMs < olderThanMs) continue;
+    await rm(path, { recursive: true, force: true });
+    removed.push(path);
+  }
+  return removed;
+}
 
 /** What the publish step needs to know about a rendition, stored with it. */
 export interface RenditionSummary {
@@ -101,7 +123,7 @@ export async function handleTranscode(ctx: Context, notify: Notifier, postId: st
 
   const profiles = profilesFor(deliveries.map((d) => d.platform));
 
-  const dir = await mkdtemp(join(tmpdir(), 'reelay-transcode-'));
+  const dir = await mkdtemp(join(tmpdir(), WORK_DIR_PREFIX));
   // Deliveries whose platform cannot take the rendition, with the reason.
   const rejected = new Map<string, string>();
   try {
