@@ -5,8 +5,9 @@
  *   `nextAttempt` (jittered exponential backoff, or the platform's Retry-After), counting attempts
  *   on the delivery row;
  * - a crash or an unexpected error: pg-boss retries the job (heartbeat expiry finds dead workers).
- * Inside an attempt, a request that is safe to repeat (a read, a status check) and got no answer or
- * a 5xx is sent again in place (`repeatInPlace`) before its failure costs the delivery an attempt.
+ * Inside an attempt, a repeatable request (a read, a status check, opening an upload id nobody sees)
+ * that got no answer or a 5xx is sent again in place (`repeatInPlace`) before its failure costs the
+ * delivery an attempt.
  */
 import { PgBoss, type Clock, type SendOptions, type Queue } from 'pg-boss';
 import { z } from 'zod';
@@ -51,9 +52,9 @@ export const RETRY_POLICY = {
   /** An auth error that a forced token refresh may cure is retried at once, once. */
   authRetryDelaySeconds: 0,
   /**
-   * Sends of a request that is safe to repeat, within one attempt, after no answer or a 5xx. A flow of
-   * a dozen calls meets a transient fault in most attempts when faults are common; repeating the
-   * harmless calls in place leaves only the non-idempotent ones (and streamed uploads) to cost an attempt.
+   * Sends of a repeatable request, within one attempt, after no answer or a 5xx. A flow of a dozen
+   * calls meets a transient fault in most attempts when faults are common; repeating the harmless
+   * calls in place leaves only the others (creates, finalizes, streamed uploads) to cost an attempt.
    */
   inPlace: { sends: 3, baseDelayMs: 500 },
   /** Crash recovery by pg-boss: a dead worker's job is retried after its heartbeat lapses. */
@@ -86,7 +87,7 @@ export function nextAttempt(error: PublishError, attempts: number, random: () =>
 }
 
 /**
- * Milliseconds to wait before sending a safe request again after `error` on its `sends`-th send, or
+ * Milliseconds to wait before sending a repeatable request again after `error` on its `sends`-th send, or
  * null when the error is not worth repeating in place: a rate limit or a 4xx answer is the platform's
  * word and goes to `nextAttempt`; so does anything once the in-place sends are spent.
  */

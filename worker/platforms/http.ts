@@ -96,7 +96,7 @@ export async function requestJson<T>(
       const delayMs = deps.repeat?.(error, sends) ?? null;
       if (delayMs === null) throw error;
       const target = new URL(url);
-      deps.log.info({ request: `${init.method} ${target.origin}${target.pathname}`, sends, delayMs, detail: error.detail }, 'repeating a request that is safe to repeat');
+      deps.log.info({ request: `${init.method} ${target.origin}${target.pathname}`, sends, delayMs, detail: error.detail }, 'repeating a request in place');
       try {
         await sleep(delayMs, undefined, { signal: deps.signal });
       } catch {
