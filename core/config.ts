@@ -62,6 +62,7 @@ export const ENV_SCHEMA = z.object({
   PUBLIC_BASE_URL: optionalUrl.describe('Public https URL of the HTTP server, for platforms that fetch media by link.'),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4).describe('Jobs one worker process runs at once.'),
   WORKER_STOP_GRACE_SECONDS: z.coerce.number().min(0).max(3600).default(45).describe('On SIGTERM, how long in-flight jobs may run before they are cancelled and re-queued (keep it under the orchestrator\'s kill timeout).'),
+  PUBLISH_RETRY_WINDOW_MINUTES: z.coerce.number().min(0).max(24 * 60).default(60).describe('How long after its first attempt a delivery keeps retrying a platform that does not answer (timeouts, resets, 5xx), past its attempt budget.'),
   FFMPEG_PATH: z.string().default('ffmpeg').describe('ffmpeg binary.'),
   FFPROBE_PATH: z.string().default('ffprobe').describe('ffprobe binary.'),
   PG_DUMP_PATH: z.string().default('pg_dump').describe('pg_dump binary, for `reelay backup` (its major version must be at least the server\'s).'),
@@ -137,7 +138,7 @@ export interface Config {
   readonly defaults: { readonly timeZone: string };
   readonly log: { readonly level: string | undefined };
   readonly http: { readonly host: string; readonly port: number; readonly publicBaseUrl: string | undefined };
-  readonly worker: { readonly concurrency: number; readonly stopGraceSeconds: number };
+  readonly worker: { readonly concurrency: number; readonly stopGraceSeconds: number; readonly retryWindowSeconds: number };
   readonly media: { readonly ffmpegPath: string; readonly ffprobePath: string };
   readonly backup: { readonly pgDumpPath: string; readonly pgRestorePath: string };
   /** How long a finished post keeps its media, in hours. */
@@ -185,7 +186,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     defaults: { timeZone: e.REELAY_DEFAULT_TIMEZONE },
     log: { level: e.LOG_LEVEL },
     http: { host: e.HTTP_HOST, port: e.HTTP_PORT, publicBaseUrl: e.PUBLIC_BASE_URL },
-    worker: { concurrency: e.WORKER_CONCURRENCY, stopGraceSeconds: e.WORKER_STOP_GRACE_SECONDS },
+    worker: { concurrency: e.WORKER_CONCURRENCY, stopGraceSeconds: e.WORKER_STOP_GRACE_SECONDS, retryWindowSeconds: e.PUBLISH_RETRY_WINDOW_MINUTES * 60 },
     media: { ffmpegPath: e.FFMPEG_PATH, ffprobePath: e.FFPROBE_PATH },
     backup: { pgDumpPath: e.PG_DUMP_PATH, pgRestorePath: e.PG_RESTORE_PATH },
     retention: { mediaHours: e.MEDIA_RETENTION_HOURS },

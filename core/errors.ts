@@ -56,6 +56,7 @@ export const MESSAGES = {
   platformInvalidMedia: (label: string, detail: string) => `${label} rejected the video: ${detail}`,
   platformRejected: (label: string, detail: string) => `${label} refused the post: ${detail}`,
   platformUnavailable: (label: string) => `${label} is not answering right now; Reelay kept retrying and gave up.`,
+  platformUnavailableRetrying: (label: string, at: string) => `${label} is not answering right now; Reelay tries again at ${at}.`,
   platformUnknown: (label: string, detail: string) => `${label} failed in an unexpected way: ${detail}`,
   transcodeFailed: (detail: string) => `The video could not be converted: ${detail}`,
   unconfirmed: (label: string) =>

@@ -3,7 +3,7 @@
  * carrying ids. Two kinds of retry exist and both are configured here:
  * - a platform error the worker understood: the worker schedules the next attempt itself with
  *   `nextAttempt` (jittered exponential backoff, or the platform's Retry-After), counting attempts
- *   on the delivery row;
+ *   on the delivery row and, for a platform that does not answer, the time since the first;
  * - a crash or an unexpected error: pg-boss retries the job (heartbeat expiry finds dead workers).
  * Inside an attempt, a repeatable request (a read, a status check, opening an upload id nobody sees)
  * that got no answer or a 5xx is sent again in place (`repeatInPlace`) before its failure costs the
@@ -47,6 +47,15 @@ export const RETRY_POLICY = {
    * faults a long flow fails somewhere in most attempts, yet each gets further.
    */
   maxAttemptsWithProgress: 12,
+  /**
+   * A platform that does not answer (no answer, a reset, a 5xx) is given time, not only attempts:
+   * past the budgets above, such failures are retried with the capped backoff until the window
+   * after the run's first attempt closes (PUBLISH_RETRY_WINDOW_MINUTES, an hour by default), so an
+   * outage of half an hour makes a post late, not failed. Retrying is safe that long because every
+   * adapter asks the platform before repeating what may have taken effect. Even inside the window
+   * a delivery stops after this many attempts.
+   */
+  maxAttemptsTransient: 20,
   baseDelaySeconds: 5,
   maxDelaySeconds: 15 * 60,
   /** An auth error that a forced token refresh may cure is retried at once, once. */
@@ -65,25 +74,39 @@ export const RETRY_POLICY = {
 
 export type RetryDecision = { retry: true; delaySeconds: number } | { retry: false };
 
-/**
- * Whether and when to try a platform call again after `error`, given the attempts already made
- * (including the one that just failed).
- */
-export function nextAttempt(error: PublishError, attempts: number, random: () => number = Math.random, progressed = false): RetryDecision {
+/** What is known about a delivery's attempts when one fails. */
+export interface AttemptHistory {
+  /** Attempts made, including the one that just failed. */
+  attempts: number;
+  /** Whether the failed attempt moved the delivery's checkpoint forward. */
+  progressed?: boolean;
+  /** Seconds since the run's first attempt began. */
+  retryingForSeconds?: number;
+  /** How long a platform that does not answer is given (config: PUBLISH_RETRY_WINDOW_MINUTES). */
+  windowSeconds?: number;
+}
+
+/** Whether and when to try a platform call again after `error`. */
+export function nextAttempt(error: PublishError, history: AttemptHistory, random: () => number = Math.random): RetryDecision {
+  const { attempts, progressed = false, retryingForSeconds = 0, windowSeconds = 0 } = history;
   if (!error.retryable) return { retry: false };
   // A platform that names its reset time is obeyed even past our attempt budget: rate limits
   // defer, they do not fail.
   if (error.code === 'rate_limited' && error.retryAfterSeconds !== undefined) {
     return { retry: true, delaySeconds: Math.max(1, Math.ceil(error.retryAfterSeconds)) };
   }
-  if (attempts >= (progressed ? RETRY_POLICY.maxAttemptsWithProgress : RETRY_POLICY.maxAttempts)) return { retry: false };
+  const spent = attempts >= (progressed ? RETRY_POLICY.maxAttemptsWithProgress : RETRY_POLICY.maxAttempts);
+  const windowLeft = windowSeconds - retryingForSeconds;
+  const silent = error.code === 'unavailable' && attempts < RETRY_POLICY.maxAttemptsTransient && windowLeft > 0;
+  if (spent && !silent) return { retry: false };
   if (error.retryAfterSeconds !== undefined) return { retry: true, delaySeconds: Math.max(1, Math.ceil(error.retryAfterSeconds)) };
   // Progress restarts the backoff: the platform answered, only this step failed.
   const step = progressed ? 1 : attempts;
   const exponential = RETRY_POLICY.baseDelaySeconds * 2 ** Math.max(0, step - 1);
   // "Full jitter" between half and the whole step keeps many deliveries from retrying in lockstep.
-  const jittered = exponential / 2 + (exponential / 2) * random();
-  return { retry: true, delaySeconds: Math.min(RETRY_POLICY.maxDelaySeconds, Math.round(jittered)) };
+  const jittered = Math.min(RETRY_POLICY.maxDelaySeconds, Math.round(exponential / 2 + (exponential / 2) * random()));
+  // Living on the window, the last try lands as it closes rather than a long backoff after it.
+  return { retry: true, delaySeconds: spent ? Math.max(1, Math.min(jittered, Math.ceil(windowLeft))) : jittered };
 }
 
 /**

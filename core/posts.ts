@@ -72,6 +72,8 @@ export interface DeliveryRow {
   error_code: string | null;
   error: string | null;
   attempts: number;
+  /** When the current run of attempts began (null before the first, and after a manual retry). */
+  first_attempt_at: Date | null;
   job_id: string | null;
   published_at: Date | null;
   created_at: Date;
@@ -187,7 +189,8 @@ export interface TransitionPatch {
   errorCode?: string | null;
   error?: string | null;
   jobId?: string | null;
-  incrementAttempts?: boolean;
+  /** Counts an attempt starting at this time (the first of a run also stamps `first_attempt_at`). */
+  attemptAt?: Date;
   resetAttempts?: boolean;
   publishedAt?: Date;
 }
@@ -206,7 +209,8 @@ export async function transition(db: Queryable, deliveryId: string, to: Delivery
        error_code = CASE WHEN $8::boolean THEN $9 ELSE error_code END,
        error = CASE WHEN $10::boolean THEN $11 ELSE error END,
        job_id = CASE WHEN $12::boolean THEN $13::uuid ELSE job_id END,
-       attempts = CASE WHEN $14::boolean THEN 0 WHEN $15::boolean THEN attempts + 1 ELSE attempts END,
+       attempts = CASE WHEN $14::boolean THEN 0 WHEN $15::timestamptz IS NOT NULL THEN attempts + 1 ELSE attempts END,
+       first_attempt_at = CASE WHEN $14::boolean THEN NULL WHEN $15::timestamptz IS NOT NULL THEN COALESCE(first_attempt_at, $15) ELSE first_attempt_at END,
        published_at = COALESCE($16, published_at),
        note = CASE WHEN $17::boolean THEN $18 ELSE note END,
        updated_at = now()
@@ -227,7 +231,7 @@ export async function transition(db: Queryable, deliveryId: string, to: Delivery
       patch.jobId !== undefined,
       patch.jobId ?? null,
       patch.resetAttempts ?? false,
-      patch.incrementAttempts ?? false,
+      patch.attemptAt ?? null,
       patch.publishedAt ?? null,
       patch.note !== undefined,
       patch.note ?? null,

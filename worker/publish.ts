@@ -161,7 +161,7 @@ export async function handlePublish(env: PublishEnvironment, deliveryId: string,
   }
   const current = checking
     ? delivery
-    : await transition(ctx.pool, delivery.id, 'publishing', { incrementAttempts: true, jobId, error: null, errorCode: null });
+    : await transition(ctx.pool, delivery.id, 'publishing', { attemptAt: new Date(ctx.now()), jobId, error: null, errorCode: null });
   if (!current) return log.debug('another actor moved the delivery first');
   if (!checking) await env.notify.deliveryChanged(delivery.id);
 
@@ -252,7 +252,8 @@ export async function handlePublish(env: PublishEnvironment, deliveryId: string,
 
 async function recordFailure(env: PublishEnvironment, delivery: DeliveryRow, error: PublishError, log: Logger, label: string, seconds: number, progressed: boolean): Promise<void> {
   const { ctx } = env;
-  const decision = nextAttempt(error, delivery.attempts, Math.random, progressed);
+  const retryingForSeconds = delivery.first_attempt_at ? (ctx.now() - delivery.first_attempt_at.getTime()) / 1000 : 0;
+  const decision = nextAttempt(error, { attempts: delivery.attempts, progressed, retryingForSeconds, windowSeconds: ctx.config.worker.retryWindowSeconds });
   recordPublish(delivery.platform, decision.retry ? 'retry' : 'failed', seconds);
   if (decision.retry) recordRetry(delivery.platform, error.code);
   log.warn({ code: error.code, status: error.status, detail: error.detail, retry: decision }, 'publish attempt failed');
@@ -265,10 +266,14 @@ async function recordFailure(env: PublishEnvironment, delivery: DeliveryRow, err
     if (post && view) return waitForRelink(env, view, post.scheduled_at, label, log);
   }
   if (decision.retry) {
+    const at = new Date(ctx.now() + decision.delaySeconds * 1000);
+    // "Gave up" would be untrue while it still tries: the chat is shown when the next try is.
+    const silent = error.code === 'unavailable' && !error.userMessage;
+    const reason = silent ? MESSAGES.platformUnavailableRetrying(label, formatInZone(at, (await getPost(ctx.pool, delivery.post_id))?.time_zone ?? 'UTC')) : describePublishError(label, error);
     await withTransaction(ctx.pool, async (tx) => {
-      const waiting = await transition(tx, delivery.id, 'scheduled', { errorCode: error.code, error: describePublishError(label, error) });
+      const waiting = await transition(tx, delivery.id, 'scheduled', { errorCode: error.code, error: reason });
       if (!waiting) return;
-      const next = await sendPublish(ctx.boss, { deliveryId: delivery.id }, new Date(ctx.now() + decision.delaySeconds * 1000), tx);
+      const next = await sendPublish(ctx.boss, { deliveryId: delivery.id }, at, tx);
       await setJob(tx, delivery.id, next);
     });
   } else if (error.outcomeUnknown) {

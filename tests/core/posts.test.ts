@@ -31,7 +31,7 @@ async function newDelivery(): Promise<DeliveryRow> {
 
 test('transitions are guarded by the current state', async () => {
   const d = await newDelivery();
-  assert.equal((await transition(ctx.pool, d.id, 'publishing', { incrementAttempts: true }))?.attempts, 1);
+  assert.equal((await transition(ctx.pool, d.id, 'publishing', { attemptAt: new Date() }))?.attempts, 1);
   assert.equal((await transition(ctx.pool, d.id, 'published', { remoteId: 'at://x', url: 'https://bsky.app/x' }))?.state, 'published');
   // Terminal: nothing moves it again, not even a second "published".
   assert.equal(await transition(ctx.pool, d.id, 'published', {}), null);
@@ -39,6 +39,23 @@ test('transitions are guarded by the current state', async () => {
   assert.equal(await transition(ctx.pool, d.id, 'cancelled', {}), null);
   const types = (await listEvents(ctx.pool, d.post_id)).map((e) => e.type);
   assert.deepEqual(types, ['post.created', 'delivery.publishing', 'delivery.published']);
+});
+
+test('a run of attempts keeps the time it began; a manual retry starts a new run', async () => {
+  const d = await newDelivery();
+  assert.equal(d.first_attempt_at, null);
+  const first = new Date('2026-03-01T10:00:00Z');
+  assert.deepEqual((await transition(ctx.pool, d.id, 'publishing', { attemptAt: first }))?.first_attempt_at, first);
+  await transition(ctx.pool, d.id, 'scheduled', {});
+  const second = await transition(ctx.pool, d.id, 'publishing', { attemptAt: new Date('2026-03-01T10:05:00Z') });
+  assert.equal(second?.attempts, 2);
+  assert.deepEqual(second?.first_attempt_at, first, 'the second attempt does not restart the clock');
+  await transition(ctx.pool, d.id, 'failed', {});
+  const retried = await transition(ctx.pool, d.id, 'scheduled', { resetAttempts: true });
+  assert.equal(retried?.attempts, 0);
+  assert.equal(retried?.first_attempt_at, null);
+  const again = new Date('2026-03-02T08:00:00Z');
+  assert.deepEqual((await transition(ctx.pool, d.id, 'publishing', { attemptAt: again }))?.first_attempt_at, again);
 });
 
 test('two racing actors: exactly one wins', async () => {

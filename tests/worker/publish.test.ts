@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { upsertAccount } from '../../core/accounts.ts';
 import { MESSAGES, PublishError } from '../../core/errors.ts';
+import { RETRY_POLICY, sendPublish } from '../../core/jobs.ts';
 import { submitPost } from '../../core/intake.ts';
 import { PLATFORM_SPECS, type PlatformAdapter } from '../../core/platforms.ts';
 import { getDelivery } from '../../core/posts.ts';
@@ -77,6 +78,24 @@ test('out of attempts with nothing on the platform: failed with the reason', asy
   assert.equal(done!.state, 'failed');
   assert.equal(done!.remote_id, null);
   assert.equal(done!.error, MESSAGES.platformUnavailable('YouTube'));
+});
+
+test('a platform that does not answer is retried past the attempt budget until the window closes, and the chat is told when', async () => {
+  const { post } = await submitPost(ctx, { workspaceId: 'cli', authorId: 'cli', filePath: clip, caption: 'refused again', targets: [{ platform: 'youtube', handle: null }], at: new Date(Date.now() + 4000) });
+  const id = post.deliveries[0]!.id;
+  // Out of attempts, ten minutes into the run: inside the hour.
+  await ctx.pool.query(`UPDATE deliveries SET attempts = $2, first_attempt_at = now() - interval '10 minutes' WHERE id = $1`, [id, RETRY_POLICY.maxAttempts]);
+  const waiting = await poll(() => getDelivery(ctx.pool, id), (d) => d?.attempts === RETRY_POLICY.maxAttempts + 1 && d.state === 'scheduled');
+  assert.match(waiting!.error ?? '', /^YouTube is not answering right now; Reelay tries again at .+\.$/);
+  const { rows } = await ctx.pool.query<{ seconds: number }>(`SELECT extract(epoch FROM start_after - now())::float8 AS seconds FROM pgboss.job WHERE id = $1`, [waiting!.job_id]);
+  assert.ok(rows[0]!.seconds > 60, `the next try waits (${rows[0]!.seconds} s)`);
+
+  // The window closed: the next failure is the last.
+  await ctx.pool.query(`UPDATE deliveries SET first_attempt_at = now() - interval '61 minutes' WHERE id = $1`, [id]);
+  await sendPublish(ctx.boss, { deliveryId: id }, new Date());
+  const done = await poll(() => getDelivery(ctx.pool, id), (d) => d?.state === 'failed');
+  assert.equal(done!.error, MESSAGES.platformUnavailable('YouTube'));
+  assert.equal(done!.attempts, RETRY_POLICY.maxAttempts + 2);
 });
 
 /** A rendition stream like the media store's: each chunk a database round trip away. */

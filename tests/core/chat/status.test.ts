@@ -11,7 +11,7 @@ const post: PostRow = {
 function delivery(platform: DeliveryView['platform'], state: DeliveryView['state'], extra: Partial<DeliveryView> = {}): DeliveryView {
   return {
     id: `${platform}-id`, post_id: post.id, account_id: 'a', platform, state, caption: null, profile_key: 'k', rendition_id: null, checkpoint: {},
-    remote_id: null, url: null, note: null, options: {}, error_code: null, error: null, attempts: 0, job_id: null, published_at: null, created_at: new Date(), updated_at: new Date(), handle: 'me', ...extra,
+    remote_id: null, url: null, note: null, options: {}, error_code: null, error: null, attempts: 0, first_attempt_at: null, job_id: null, published_at: null, created_at: new Date(), updated_at: new Date(), handle: 'me', ...extra,
   };
 }
 
