@@ -146,7 +146,7 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     .command('worker')
     .description('run a worker (transcode and publish jobs)')
     .option('--http', 'also serve /healthz and /metrics for this worker on HTTP_HOST:HTTP_PORT')
-    .action((options: { http?: boolean }) => run(servers().then(({ runServers }) => runServers(config(), { worker: true, http: options.http ?? false, bots: false }))));
+    .action((options: { http?: boolean }) => run(servers().then(({ runServers }) => runServers(config(), { worker: 'in-process', http: options.http ?? false, bots: false }))));
   program
     .command('bot')
     .description('run the chat bots and the HTTP server (health, metrics, worker alerts) without a worker')
@@ -184,8 +184,8 @@ export function buildProgram(run: (code: Promise<number>) => void): Command {
     });
   program
     .command('start')
-    .description('run everything in one process: migrations, worker, HTTP server and the configured chat bots')
-    .action(() => run(servers().then(({ runServers }) => runServers(config(), { worker: true, http: true, bots: true }))));
+    .description('run everything from one command: migrations, HTTP server and the configured chat bots, with a worker as a child process')
+    .action(() => run(servers().then(({ runServers }) => runServers(config(), { worker: 'child', http: true, bots: true }))));
   program
     .command('discord')
     .description('Discord bot setup')
