@@ -2,7 +2,7 @@
  * A context per test file: its own embedded Postgres in a temp dir (fsync off), a silent logger
  * unless REELAY_TEST_LOG is set, and config built from explicit values, never the developer's .env.
  */
-import { mkdtemp, rm, chmod } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, chmod } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Clock } from 'pg-boss';
@@ -16,8 +16,47 @@ export interface TestContext extends Context {
   dispose(): Promise<void>;
 }
 
+const PREFIX = 'reelay-test-';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * A test process killed from outside (a CI timeout, Ctrl-C, a harness) never disposes its context:
+ * its Postgres keeps running and its dir stays. The first context of a later process stops those
+ * servers (fast shutdown) and removes their dirs; dirs whose test process is alive are left alone.
+ */
+export async function sweepOrphans(): Promise<void> {
+  const root = tmpdir();
+  for (const name of await readdir(root).catch(() => [])) {
+    if (!name.startsWith(PREFIX)) continue;
+    const dir = join(root, name);
+    const running = await readFile(join(dir, 'data', 'postgres.json'), 'utf8').then((text) => JSON.parse(text) as { pid?: unknown }, () => null);
+    if (!running || typeof running.pid !== 'number' || alive(running.pid)) continue;
+    const postmaster = Number((await readFile(join(dir, 'data', 'pg', 'postmaster.pid'), 'utf8').catch(() => '')).split('\n')[0]);
+    if (postmaster > 0) {
+      try {
+        process.kill(postmaster, 'SIGINT');
+      } catch {
+        // Already gone.
+      }
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+let swept: Promise<void> | undefined;
+
 export async function testConfig(env: Record<string, string | undefined> = {}): Promise<{ config: Config; dir: string }> {
-  const dir = await mkdtemp(join(tmpdir(), 'reelay-test-'));
+  swept ??= sweepOrphans();
+  await swept;
+  const dir = await mkdtemp(join(tmpdir(), PREFIX));
   await chmod(dir, 0o755);
   const config = parseConfig({ REELAY_DATA_DIR: join(dir, 'data'), LOG_LEVEL: 'silent', ...env });
   return { config, dir };
