@@ -32,7 +32,8 @@ export interface EmbeddedOptions {
   fast?: boolean;
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with this pid exists (one we may not signal counts). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -11,6 +11,7 @@ import { after, before, test } from 'node:test';
 import { BIN, until } from '../support/cli.ts';
 import { testContext, type TestContext } from '../support/context.ts';
 import { freePort } from '../support/net.ts';
+import { alive } from '../../core/embedded-postgres.ts';
 
 let ctx: TestContext;
 
@@ -27,14 +28,6 @@ async function workerPids(): Promise<number[]> {
   return rows.map((r) => r.pid);
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test('reelay start runs the worker as its own child process, starts it again when it dies, and stops it on SIGTERM', async () => {
   const port = await freePort();

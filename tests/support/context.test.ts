@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { alive } from '../../core/embedded-postgres.ts';
 import { sweepOrphans } from './context.ts';
 
 const CHILD = `
@@ -12,14 +13,6 @@ process.stdout.write(ctx.dir + '\\n');
 setInterval(() => {}, 1000);
 `;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test('a killed test process leaves its Postgres running; the next sweep stops it and removes the dir', async () => {
   const child = spawn(process.execPath, ['--input-type=module', '-e', CHILD], { stdio: ['ignore', 'pipe', 'inherit'] });

@@ -9,6 +9,7 @@ import type { Clock } from 'pg-boss';
 import { parseConfig, type Config } from '../../core/config.ts';
 import { createContext, type Context } from '../../core/context.ts';
 import { createLogger } from '../../core/log.ts';
+import { alive } from '../../core/embedded-postgres.ts';
 
 export interface TestContext extends Context {
   dir: string;
@@ -18,14 +19,6 @@ export interface TestContext extends Context {
 
 const PREFIX = 'reelay-test-';
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * A test process killed from outside (a CI timeout, Ctrl-C, a harness) never disposes its context:
