@@ -1,7 +1,7 @@
 /**
  * The encode of a non-compliant input (landscape 1920x1080, padded into 1080x1920) through the
  * ffmpeg wrapper (progress parsing, stderr ring) against raw ffmpeg with the identical argument
- * list, alternating so that both meet the same background load. Then one post to TikTok and
+ * list and priority, alternating so that both meet the same background load. Then one post to TikTok and
  * YouTube, which share the vertical-1080 profile, through intake and the worker's transcode: one
  * encode must serve both.
  */
@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { upsertAccount } from '../core/accounts.ts';
-import { FFMPEG_BASE_ARGS, probe, runFfmpeg } from '../core/ffmpeg.ts';
+import { FFMPEG_BASE_ARGS, lowerPriority, probe, runFfmpeg } from '../core/ffmpeg.ts';
 import { submitPost } from '../core/intake.ts';
 import { encodeArgs } from '../core/video.ts';
 import { ensureWorkspace } from '../core/workspaces.ts';
@@ -23,6 +23,8 @@ import { atMost, info, median, until, type BenchOptions, type Row } from './supp
 function rawFfmpeg(args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn('ffmpeg', args, { stdio: ['ignore', 'ignore', 'ignore'] });
+    // The same priority as the wrapper's runs: the comparison is of the wrapper, not of niceness.
+    lowerPriority(child.pid);
     child.once('error', reject);
     child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`raw ffmpeg exited ${code}`))));
   });

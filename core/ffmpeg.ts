@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { open, stat } from 'node:fs/promises';
+import { getPriority, setPriority } from 'node:os';
 import { z } from 'zod';
 
 export interface VideoStreamInfo {
@@ -400,6 +401,24 @@ export interface RunFfmpegOptions {
 export const FFMPEG_BASE_ARGS = ['-hide_banner', '-nostdin', '-y', '-progress', 'pipe:1', '-nostats'] as const;
 
 /**
+ * The CPU priority ffmpeg runs at (nice 10, or its parent's if that is lower still). An encode takes every core it can get for seconds or
+ * minutes; at normal priority it starved the processes that must answer at once — the chat bot's
+ * "Received", Postgres, the worker's own heartbeat — whenever they shared a machine. Lowered, it
+ * still gets all the CPU nobody else wants, so an idle machine encodes as fast as before.
+ */
+export const FFMPEG_NICE = 10;
+
+/** Lowers a just-started ffmpeg's priority (never raises it above its parent's); a refusal only costs the courtesy. */
+export function lowerPriority(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    setPriority(pid, Math.max(getPriority(), FFMPEG_NICE));
+  } catch {
+    // EPERM/ESRCH (already exited): the run goes on at normal priority.
+  }
+}
+
+/**
  * Runs ffmpeg with `args` (inputs, filters, outputs). Rejects with FfmpegError on a non-zero exit
  * and with an AbortError (after the child has exited) when `signal` aborts.
  */
@@ -409,6 +428,7 @@ export async function runFfmpeg(args: string[], options: RunFfmpegOptions = {}):
   if (signal?.aborted) throw abortError(signal, 'ffmpeg');
 
   const child = spawn(ffmpegPath, [...FFMPEG_BASE_ARGS, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  lowerPriority(child.pid);
 
   let reported = -1;
   const report = (fraction: number) => {

@@ -2,10 +2,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { getPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { FfmpegError, ProbeError, parseProbeJson, probe, runFfmpeg } from '../../core/ffmpeg.ts';
+import { FFMPEG_NICE, FfmpegError, ProbeError, parseProbeJson, probe, runFfmpeg } from '../../core/ffmpeg.ts';
 
 const execFileAsync = promisify(execFile);
 const MP4 = 'mov,mp4,m4a,3gp,3g2,mj2';
@@ -17,19 +17,23 @@ async function ffmpeg(...args: string[]): Promise<void> {
   await execFileAsync('ffmpeg', ['-v', 'error', '-nostdin', '-y', ...args]);
 }
 
-/** ffmpeg processes whose parent is this test process. */
-async function childFfmpegs(): Promise<number[]> {
-  const pids: number[] = [];
+/** ffmpeg processes whose parent is this test process, with their nice values. */
+async function childFfmpegProcesses(): Promise<Array<{ pid: number; nice: number }>> {
+  const found: Array<{ pid: number; nice: number }> = [];
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const text = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-    // Format: pid (comm) state ppid ...; comm may contain spaces, so split after the last ")".
+    // Format: pid (comm) state ppid ... (field 19 is nice); comm may contain spaces, so split after the last ")".
     const close = text.lastIndexOf(')');
     const comm = text.slice(text.indexOf('(') + 1, close);
-    const ppid = Number(text.slice(close + 2).split(' ')[1]);
-    if (comm === 'ffmpeg' && ppid === process.pid) pids.push(Number(entry));
+    const fields = text.slice(close + 2).split(' ');
+    if (comm === 'ffmpeg' && Number(fields[1]) === process.pid) found.push({ pid: Number(entry), nice: Number(fields[16]) });
   }
-  return pids;
+  return found;
+}
+
+async function childFfmpegs(): Promise<number[]> {
+  return (await childFfmpegProcesses()).map((p) => p.pid);
 }
 
 before(async () => {
@@ -219,6 +223,16 @@ test('aborting a long encode kills ffmpeg and rejects with AbortError', async ()
   controller.abort();
   await assert.rejects(running, { name: 'AbortError' });
   assert.deepEqual(await childFfmpegs(), []);
+});
+
+test('ffmpeg runs at a lower CPU priority than its parent, so encodes never starve the processes that must answer', async () => {
+  const controller = new AbortController();
+  const running = runFfmpeg(['-re', '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=30', '-t', '60', '-f', 'null', '-'], { signal: controller.signal });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const [child] = await childFfmpegProcesses();
+  controller.abort();
+  await assert.rejects(running, { name: 'AbortError' });
+  assert.equal(child?.nice, Math.max(getPriority(), FFMPEG_NICE));
 });
 
 test('an already aborted signal rejects without starting ffmpeg', async () => {
