@@ -1,8 +1,10 @@
 /**
  * The exactly-once chaos harness (issue #8): every platform simulator (and the real PDS for
  * Bluesky), each behind a fault-injecting proxy (tests/support/chaos.ts) that the upload URLs they
- * hand out and the PDS's DID documents name too, one account per platform,
- * N posts spread across them, and a worker child process (tests/support/worker-process.ts) that is
+ * hand out and the PDS's DID documents name too, one account per platform plus an Instagram
+ * account linked through Facebook Login (graph.facebook.com and rupload.facebook.com are fronts,
+ * tests/support/meta-router.ts, that route to the Graph or the Facebook simulator's proxy), N posts
+ * spread across them, and a worker child process (tests/support/worker-process.ts) that is
  * SIGKILLed at random crash points (REELAY_CRASH_AT=random:P:SEED) and by a random timer, then
  * restarted until every delivery is terminal. `verifyChaos` then checks each simulator's own store.
  * tests/worker/chaos.test.ts runs N = 20; a benchmark can call `runChaos` with N = 200.
@@ -14,14 +16,16 @@ import { fileURLToPath } from 'node:url';
 import { startHttp, type HttpServer } from '../../bot/http.ts';
 import { upsertAccount } from '../../core/accounts.ts';
 import { submitPost } from '../../core/intake.ts';
+import { OAUTH_VARIANTS, credentialsFrom } from '../../core/oauth.ts';
 import type { PlatformId } from '../../core/platforms.ts';
 import { isTerminal, type DeliveryState } from '../../core/posts.ts';
 import { ensureWorkspace } from '../../core/workspaces.ts';
 import { blueskyCredentialsSchema, blueskyLogin } from '../../worker/platforms/bluesky.ts';
+import { instagramCredentialsSchema } from '../../worker/platforms/instagram.ts';
 import { tiktokCredentialsSchema } from '../../worker/platforms/tiktok.ts';
 import { platformDeps, seededRandom } from '../../worker/publish.ts';
 import { startFacebookSim, type FacebookSim } from '../sim/facebook.ts';
-import { startGraphSim } from '../sim/graph.ts';
+import { startGraphSim, type GraphSim } from '../sim/graph.ts';
 import { startLinkedInSim, type LinkedInSim } from '../sim/linkedin.ts';
 import { startPinterestSim, type PinterestSim } from '../sim/pinterest.ts';
 import { startTikTokSim, type TikTokSim } from '../sim/tiktok.ts';
@@ -30,16 +34,17 @@ import { startYoutubeSim, type YoutubeSim } from '../sim/youtube.ts';
 import { startChaosProxy, type ChaosProxy } from './chaos.ts';
 import { makeClip } from './clips.ts';
 import { testContext, type TestContext } from './context.ts';
+import { startMetaFronts } from './meta-router.ts';
 import { freePort } from './net.ts';
 import { startPds, type TestPdsHandle } from './pds.ts';
 
 const WORKER = fileURLToPath(new URL('./worker-process.ts', import.meta.url));
-export const CHAOS_PLATFORMS: readonly PlatformId[] = ['tiktok', 'youtube', 'x', 'instagram', 'threads', 'facebook', 'linkedin', 'pinterest', 'bluesky'];
+/** The linked accounts posts go to: one per platform, named by it, and Instagram through Facebook Login. */
+export type ChaosTarget = PlatformId | 'instagram-fb';
+export const CHAOS_TARGETS: readonly ChaosTarget[] = ['tiktok', 'youtube', 'x', 'instagram', 'threads', 'facebook', 'linkedin', 'pinterest', 'bluesky', 'instagram-fb'];
 const META = { clientId: 'meta-app', clientSecret: 'meta-secret' };
 const CLIENT = { clientId: 'reelay-client', clientSecret: 'reelay-secret' };
 const LINKEDIN_VERSION = '202510';
-
-type GraphSim = Awaited<ReturnType<typeof startGraphSim>>;
 
 export interface ChaosWorld {
   ctx: TestContext;
@@ -47,8 +52,9 @@ export interface ChaosWorld {
   proxies: ChaosProxy[];
   /** Environment for a worker child: database, secret, every platform URL (through its proxy). */
   childEnv: Record<string, string>;
-  /** Remote post ids on each platform's simulator for our one account there. */
-  remotePosts(platform: PlatformId): Promise<string[]>;
+  accounts: Record<ChaosTarget, { id: string; platform: PlatformId; handle: string; remoteId: string | null }>;
+  /** Remote post ids on the target's simulator for its account there. */
+  remotePosts(target: ChaosTarget): Promise<string[]>;
   clip: string;
   /**
    * Arms each simulator's own token-expiry fault once (the next matching call finds its access token
@@ -74,8 +80,8 @@ export async function startChaosWorld(seed: number): Promise<ChaosWorld> {
     startPinterestSim({ client: CLIENT, processingPolls: 0 }),
     startPds(),
   ]);
-  // Instagram and Threads upload nothing: Meta fetches our media link (served by Reelay, not proxied).
-  const targets: Array<[PlatformId, string, ((method: string, path: string) => boolean)?]> = [
+  // Instagram Login and Threads upload nothing: Meta fetches our media link (served by Reelay, not proxied).
+  const targets: Array<[ChaosTarget, string, ((method: string, path: string) => boolean)?]> = [
     ['tiktok', tiktok.url, (method, path) => method === 'PUT' && path.startsWith('/upload/')],
     ['youtube', youtube.url, (method, path) => method === 'PUT' && path.startsWith('/upload/')],
     ['x', x.url, (method, path) => method === 'POST' && path.endsWith('/append')],
@@ -85,12 +91,18 @@ export async function startChaosWorld(seed: number): Promise<ChaosWorld> {
     ['linkedin', linkedin.url, (method, path) => method === 'PUT' && path.startsWith('/dms-uploads/')],
     ['pinterest', pinterest.url, (method, path) => method === 'POST' && path.startsWith('/s3-upload/')],
     ['bluesky', pds.url, (method, path) => method === 'POST' && path === '/xrpc/com.atproto.repo.uploadBlob'],
+    // Instagram with Facebook Login: both of its hosts' faults count under its own name.
+    ['instagram-fb', graph.urls.fb],
+    ['instagram-fb', graph.urls.rupload, (method, path) => method === 'POST' && path.startsWith('/ig-api-upload/')],
   ];
   const proxies = await Promise.all(targets.map(([name, target, isUpload], i) => startChaosProxy({ name, target, rate: 0, seed: seed + i + 1, hangMs: 3500, ...(isUpload ? { isUpload } : {}) })));
-  const [pTikTok, pYoutube, pX, pIg, pThreads, pFacebook, pLinkedIn, pPinterest, pPds] = proxies as [ChaosProxy, ChaosProxy, ChaosProxy, ChaosProxy, ChaosProxy, ChaosProxy, ChaosProxy, ChaosProxy, ChaosProxy];
+  const [pTikTok, pYoutube, pX, pIg, pThreads, pFacebook, pLinkedIn, pPinterest, pPds, pIgFb, pIgFbRupload] = proxies as [ChaosProxy, ChaosProxy, ChaosProxy, ChaosProxy, ChaosProxy, ChaosProxy, ChaosProxy, ChaosProxy, ChaosProxy, ChaosProxy, ChaosProxy];
+  // graph.facebook.com and rupload.facebook.com serve Facebook Pages and Instagram alike: a front each routes to the right proxy.
+  const meta = await startMetaFronts(graph, { instagramGraph: pIgFb.url(graph.urls.fb), instagramRupload: pIgFbRupload.url(graph.urls.rupload), facebook: pFacebook.url(facebook.url) });
   tiktok.publicUrl = pTikTok.url(tiktok.url);
   youtube.publicUrl = pYoutube.url(youtube.url);
-  facebook.publicUrl = pFacebook.url(facebook.url);
+  facebook.publicUrl = meta.rupload;
+  graph.publicUrls.rupload = meta.rupload;
   linkedin.publicUrl = pLinkedIn.url(linkedin.url);
   pinterest.publicUrl = pPinterest.url(pinterest.url);
   // The adapter sends its calls to the PDS the session's DID document names, not to the login URL.
@@ -109,13 +121,13 @@ export async function startChaosWorld(seed: number): Promise<ChaosWorld> {
     X_API_URL: pX.url(x.url),
     X_CLIENT_ID: CLIENT.clientId,
     X_CLIENT_SECRET: CLIENT.clientSecret,
-    // Instagram Login: containers from our signed media link; Facebook Graph and rupload are the Facebook sim's.
+    // Instagram Login: containers from our signed media link; Facebook Login: bytes by rupload.
     INSTAGRAM_GRAPH_URL: pIg.url(graph.urls.ig),
     THREADS_API_URL: pThreads.url(graph.urls.threads),
     THREADS_APP_ID: META.clientId,
     THREADS_APP_SECRET: META.clientSecret,
-    FACEBOOK_GRAPH_URL: pFacebook.url(facebook.url),
-    FACEBOOK_RUPLOAD_URL: pFacebook.url(facebook.url),
+    FACEBOOK_GRAPH_URL: meta.graph,
+    FACEBOOK_RUPLOAD_URL: meta.rupload,
     META_APP_ID: META.clientId,
     META_APP_SECRET: META.clientSecret,
     LINKEDIN_API_URL: pLinkedIn.url(linkedin.url),
@@ -132,8 +144,11 @@ export async function startChaosWorld(seed: number): Promise<ChaosWorld> {
   const http: HttpServer = await startHttp(ctx, { host: '127.0.0.1', port, checks: [] });
   await ensureWorkspace(ctx.pool, 'cli', 'UTC');
 
-  const link = (platform: PlatformId, handle: string, remoteId: string | null, credentials: Record<string, unknown>, expiresAt: Date | null) =>
-    upsertAccount(ctx.pool, ctx.secrets, { workspaceId: 'cli', platform, handle, remoteId, credentials, expiresAt });
+  const accounts = {} as ChaosWorld['accounts'];
+  const link = async (platform: PlatformId, handle: string, remoteId: string | null, credentials: Record<string, unknown>, expiresAt: Date | null, target: ChaosTarget = platform) => {
+    const account = await upsertAccount(ctx.pool, ctx.secrets, { workspaceId: 'cli', platform, handle, remoteId, credentials, expiresAt });
+    accounts[target] = { id: account.id, platform, handle, remoteId };
+  };
 
   const { account: ttAccount, tokens } = tiktok.addAccount({ dailyPostCap: DAILY });
   const now = Date.now();
@@ -155,6 +170,8 @@ export async function startChaosWorld(seed: number): Promise<ChaosWorld> {
     await link(host === 'ig' ? 'instagram' : 'threads', user.username, user.userId, host === 'ig' ? { loginType: 'instagram', ...credentials } : credentials, user.expiresAt);
   }
   const page = facebook.addPage();
+  const viaFacebook = instagramViaFacebook(graph, page.pageId);
+  await link('instagram', viaFacebook.handle, viaFacebook.remoteId, viaFacebook.credentials, viaFacebook.expiresAt, 'instagram-fb');
   await link('facebook', page.name, page.pageId, { userAccessToken: page.userToken, userTokenExpiresAt: page.userTokenExpiresAt.toISOString(), pageId: page.pageId, pageAccessToken: page.pageToken }, page.userTokenExpiresAt);
   const member = linkedin.addMember({ scopes: ['openid', 'profile', 'w_member_social', 'r_member_social'], refreshToken: true });
   const liCreds: Record<string, unknown> = { accessToken: member.accessToken, expiresAt: member.expiresAt.toISOString(), scope: member.scope, author: member.personUrn };
@@ -177,6 +194,7 @@ export async function startChaosWorld(seed: number): Promise<ChaosWorld> {
     ctx,
     seed,
     proxies,
+    accounts,
     clip,
     childEnv: {
       ...env,
@@ -184,6 +202,9 @@ export async function startChaosWorld(seed: number): Promise<ChaosWorld> {
       REELAY_SECRET_KEY: readFileSync(join(ctx.dir, 'data', 'secret.key'), 'utf8').trim(),
       REELAY_DATA_DIR: join(ctx.dir, 'worker-data'),
       LOG_LEVEL: 'warn',
+      // Past its attempts a delivery keeps trying a silent platform for two minutes here, not an
+      // hour: the window is exercised and a run still settles inside its timeout.
+      PUBLISH_RETRY_WINDOW_MINUTES: '2',
     },
     expireTokens() {
       tiktok.inject('init', { kind: 'expire_token' });
@@ -192,8 +213,8 @@ export async function startChaosWorld(seed: number): Promise<ChaosWorld> {
       linkedin.fault({ route: 'finalize', kind: 'expireToken' });
       pinterest.fault({ route: 'media', kind: 'expireToken' });
     },
-    async remotePosts(platform) {
-      switch (platform) {
+    async remotePosts(target) {
+      switch (target) {
         case 'tiktok':
           return tiktok.posts(ttAccount.openId).map((p) => p.publishId);
         case 'youtube':
@@ -201,9 +222,9 @@ export async function startChaosWorld(seed: number): Promise<ChaosWorld> {
         case 'x':
           return x.postsBy(xUser.userId).map((p) => p.id);
         case 'instagram':
-          return graph.posts.filter((p) => p.host === 'ig').map((p) => p.id);
+        case 'instagram-fb':
         case 'threads':
-          return graph.posts.filter((p) => p.host === 'threads').map((p) => p.id);
+          return graph.posts.filter((p) => p.userId === accounts[target].remoteId).map((p) => p.id);
         case 'facebook':
           return facebook.published().map((v) => v.id);
         case 'linkedin':
@@ -217,7 +238,7 @@ export async function startChaosWorld(seed: number): Promise<ChaosWorld> {
     async close() {
       await http.close().catch(() => undefined);
       await ctx.dispose();
-      await Promise.all([...proxies.map((p) => p.close()), tiktok.close(), youtube.close(), x.close(), graph.close(), facebook.close(), linkedin.close(), pinterest.close(), pds.close()]);
+      await Promise.all([meta.close(), ...proxies.map((p) => p.close()), tiktok.close(), youtube.close(), x.close(), graph.close(), facebook.close(), linkedin.close(), pinterest.close(), pds.close()]);
     },
   };
 }
@@ -242,9 +263,9 @@ export interface ChaosReport {
   runs: number;
   kills: { crashPoint: number; timer: number };
   seconds: number;
-  deliveries: Array<{ id: string; platform: PlatformId; state: DeliveryState; remote_id: string | null; error: string | null; error_code: string | null; attempts: number; account_state: string }>;
+  deliveries: Array<{ id: string; platform: PlatformId; target: ChaosTarget; state: DeliveryState; remote_id: string | null; error: string | null; error_code: string | null; attempts: number; account_state: string }>;
   faults: Record<string, number>;
-  /** Faults answered per proxy (by the platform it fronts; `bluesky` is the PDS's). */
+  /** Faults answered per proxy (by the target it fronts; `bluesky` is the PDS's; `instagram-fb` its Graph and rupload proxies'). */
   faultsAt: Record<string, number>;
   /** The requests that carried a video's bytes, per proxy that can tell them. */
   uploads: Record<string, { forwarded: number; faulted: number }>;
@@ -282,16 +303,17 @@ export function settled(d: ChaosReport['deliveries'][number]): boolean {
 }
 
 async function listChaosDeliveries(world: ChaosWorld, postIds: string[]): Promise<ChaosReport['deliveries']> {
-  const { rows } = await world.ctx.pool.query<ChaosReport['deliveries'][number]>(
-    `SELECT d.id, a.platform, d.state, d.remote_id, d.error, d.error_code, d.attempts, a.state AS account_state
+  const { rows } = await world.ctx.pool.query<Omit<ChaosReport['deliveries'][number], 'target'> & { account_id: string }>(
+    `SELECT d.id, d.account_id, a.platform, d.state, d.remote_id, d.error, d.error_code, d.attempts, a.state AS account_state
        FROM deliveries d JOIN accounts a ON a.id = d.account_id
       WHERE d.post_id = ANY($1::uuid[]) ORDER BY d.created_at`,
     [postIds],
   );
-  return rows;
+  const targets = new Map(Object.entries(world.accounts).map(([target, account]) => [account.id, target as ChaosTarget]));
+  return rows.map(({ account_id, ...d }) => ({ ...d, target: targets.get(account_id)! }));
 }
 
-/** Submits `posts` posts (two platforms each, spread over all nine) and runs workers until every delivery is terminal. */
+/** Submits `posts` posts (two targets each, spread over all ten) and runs workers until every delivery is terminal. */
 export async function runChaos(world: ChaosWorld, options: ChaosOptions, runSeed: number): Promise<ChaosReport & { postIds: string[]; expectedDeliveries: number }> {
   const started = Date.now();
   const random = seededRandom(runSeed);
@@ -300,15 +322,15 @@ export async function runChaos(world: ChaosWorld, options: ChaosOptions, runSeed
   const before = world.proxies.map((p) => ({ ...p.counts }));
   const uploadsBefore = world.proxies.map((p) => (p.uploads ? { ...p.uploads } : null));
   const postIds: string[] = [];
-  const n = CHAOS_PLATFORMS.length;
+  const n = CHAOS_TARGETS.length;
   for (let i = 0; i < options.posts; i++) {
-    const platforms = [CHAOS_PLATFORMS[i % n]!, CHAOS_PLATFORMS[(i + 4) % n]!];
+    const targets = [CHAOS_TARGETS[i % n]!, CHAOS_TARGETS[(i + 4) % n]!];
     const { post } = await submitPost(world.ctx, {
       workspaceId: 'cli',
       authorId: 'cli',
       filePath: world.clip,
       caption: `chaos ${runSeed} post ${i} #reelay`,
-      targets: platforms.map((platform) => ({ platform, handle: null })),
+      targets: targets.map((target) => ({ platform: world.accounts[target].platform, handle: world.accounts[target].handle })),
     });
     postIds.push(post.id);
   }
@@ -362,7 +384,26 @@ export async function runChaos(world: ChaosWorld, options: ChaosOptions, runSeed
       if (kind !== 'forwarded') faultsAt[proxy.name] = (faultsAt[proxy.name] ?? 0) + delta;
     }
     const was = uploadsBefore[i];
-    if (proxy.uploads && was) uploads[proxy.name] = { forwarded: proxy.uploads.forwarded - was.forwarded, faulted: proxy.uploads.faulted - was.faulted };
+    if (!proxy.uploads || !was) return;
+    const seen = (uploads[proxy.name] ??= { forwarded: 0, faulted: 0 });
+    seen.forwarded += proxy.uploads.forwarded - was.forwarded;
+    seen.faulted += proxy.uploads.faulted - was.faulted;
   });
   return { seed: runSeed, runs, kills, seconds: (Date.now() - started) / 1000, deliveries, faults, faultsAt, uploads, log, postIds, expectedDeliveries };
+}
+
+/**
+ * An Instagram account linked through Facebook Login (to `pageId`'s Page), in the shape
+ * `/link instagram via facebook` stores (OAUTH_VARIANTS.instagram.facebook: the long-lived user
+ * token with the granted permissions, and the identity it reads for each Page's Instagram account).
+ */
+function instagramViaFacebook(graph: GraphSim, pageId: string): { handle: string; remoteId: string; credentials: Record<string, unknown>; expiresAt: Date | null } {
+  const signIn = OAUTH_VARIANTS.instagram!.facebook!;
+  const user = graph.addUser({ host: 'fb', username: 'chaos_ig_fb', scope: signIn.scopes.join(',') });
+  const now = Date.now();
+  const token = { access_token: user.accessToken, token_type: 'bearer', expires_in: Math.floor((user.expiresAt.getTime() - now) / 1000), scope: user.scope };
+  const identity = { handle: user.username, remoteId: user.userId, extra: { loginType: 'facebook', userId: user.userId, username: user.username, pageId, issuedAt: new Date(now).toISOString() } };
+  const { credentials, expiresAt } = credentialsFrom(token, identity, now);
+  if (!instagramCredentialsSchema.safeParse(credentials).success || !signIn.linkedWith?.(credentials)) throw new Error('The Facebook Login Instagram credentials are not what the adapter reads');
+  return { handle: identity.handle, remoteId: identity.remoteId, credentials, expiresAt };
 }

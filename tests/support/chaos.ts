@@ -56,34 +56,14 @@ export async function startChaosProxy(options: ChaosOptions): Promise<ChaosProxy
   let rate = options.rate;
   const counts: Record<FaultKind | 'forwarded', number> = { rate_limit: 0, server_error: 0, hang: 0, reset: 0, lost_response: 0, forwarded: 0 };
   const uploads = { forwarded: 0, faulted: 0 };
-  const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
 
-  function forward(req: IncomingMessage, res: ServerResponse, loseResponse: boolean): void {
-    const upstream = httpRequest(
-      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } },
-      (answer) => {
-        if (loseResponse) {
-          // Let the simulator finish its answer (its side is committed), then lose it.
-          answer.resume();
-          answer.on('end', () => req.socket.destroy());
-          return;
-        }
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      },
-    );
-    upstream.on('error', () => req.socket.destroy());
-    req.on('aborted', () => upstream.destroy());
-    req.pipe(upstream);
-  }
-
-  const server = createServer((req, res) => {
-    const upload = options.isUpload?.(req.method ?? 'GET', new URL(req.url ?? '/', origin).pathname) ?? false;
+  const listener = await listenLocal((req, res) => {
+    const upload = options.isUpload?.(req.method ?? 'GET', new URL(req.url ?? '/', 'http://127.0.0.1').pathname) ?? false;
     if (random() >= rate) {
       counts.forwarded++;
       if (upload) uploads.forwarded++;
-      return forward(req, res, false);
+      return forward(req, res, target, false);
     }
     const kind = kinds[Math.floor(random() * kinds.length)]!;
     counts[kind]++;
@@ -112,16 +92,10 @@ export async function startChaosProxy(options: ChaosOptions): Promise<ChaosProxy
         req.socket.resetAndDestroy();
         return;
       case 'lost_response':
-        return forward(req, res, true);
+        return forward(req, res, target, true);
     }
   });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-
+  const origin = listener.origin;
   return {
     name: options.name,
     seed: options.seed,
@@ -136,6 +110,48 @@ export async function startChaosProxy(options: ChaosOptions): Promise<ChaosProxy
     },
     async close() {
       for (const timer of timers) clearTimeout(timer);
+      await listener.close();
+    },
+  };
+}
+
+/**
+ * Streams `req` to `target`'s origin (same path) and the answer back. A broken upstream connection
+ * breaks the client's too, so a fault behind this hop reaches the client as that fault, never as
+ * an answer. `loseResponse`: the upstream finishes its answer (its side is committed), then the
+ * client's connection is broken instead.
+ */
+export function forward(req: IncomingMessage, res: ServerResponse, target: URL, loseResponse: boolean): void {
+  const upstream = httpRequest(
+    { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } },
+    (answer) => {
+      answer.on('error', () => req.socket.destroy());
+      if (loseResponse) {
+        answer.resume();
+        answer.on('end', () => req.socket.destroy());
+        return;
+      }
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    },
+  );
+  upstream.on('error', () => req.socket.destroy());
+  req.on('aborted', () => upstream.destroy());
+  req.pipe(upstream);
+}
+
+/** An HTTP server on 127.0.0.1 (a free port); `close` also ends the connections still open. */
+export async function listenLocal(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ origin: string; close(): Promise<void> }> {
+  const server = createServer(handler);
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    async close() {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

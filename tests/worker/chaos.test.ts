@@ -3,12 +3,13 @@
  * (tests/support/chaos-run.ts) SIGKILLs worker child processes at random crash points (between a
  * platform's publish call and the database write included: worker.before_record) and at random
  * times, restarts them until every delivery is terminal, and then each simulator's own store must
- * hold every published delivery's post exactly once. The seed is printed; CHAOS_SEED replays it.
+ * hold every published delivery's post exactly once, for each linked account (Instagram's two:
+ * Instagram Login and Facebook Login). The seed is printed; CHAOS_SEED replays it.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { RETRY_POLICY } from '../../core/jobs.ts';
-import { CHAOS_PLATFORMS, runChaos, startChaosWorld, type ChaosOptions, type ChaosWorld } from '../support/chaos-run.ts';
+import { CHAOS_TARGETS, runChaos, startChaosWorld, type ChaosOptions, type ChaosWorld } from '../support/chaos-run.ts';
 
 // N = 20 in npm test; the benchmark suite runs N = 200 (bench/chaos.ts sets CHAOS_POSTS).
 const POSTS = Number.parseInt(process.env.CHAOS_POSTS ?? '', 10) || 20;
@@ -29,7 +30,7 @@ async function verify(options: ChaosOptions, runSeed: number, expect: 'all publi
   const report = await runChaos(world, options, runSeed);
   const summary = { seed: report.seed, runs: report.runs, kills: report.kills, seconds: report.seconds, faults: report.faults, faultsAt: report.faultsAt, uploads: report.uploads, states: countBy(report.deliveries.map((d) => d.state)) };
   process.stderr.write(`chaos: ${JSON.stringify(summary)}\n`);
-  for (const d of report.deliveries.filter((d) => d.state !== 'published')) process.stderr.write(`chaos: ${d.platform} ${d.id} ${d.state} after ${d.attempts} attempts: ${d.error ?? ''}\n`);
+  for (const d of report.deliveries.filter((d) => d.state !== 'published')) process.stderr.write(`chaos: ${d.target} ${d.id} ${d.state} after ${d.attempts} attempts: ${d.error ?? ''}\n`);
   try {
     assert.equal(report.deliveries.length, report.expectedDeliveries, 'no delivery lost');
     for (const d of report.deliveries) {
@@ -41,28 +42,28 @@ async function verify(options: ChaosOptions, runSeed: number, expect: 'all publi
     for (const d of report.deliveries.filter((d) => d.state !== 'published')) assert.ok(d.error, `a ${d.state} delivery says why`);
     // The upload URLs a simulator hands out, and the PDS the Bluesky session names, lead through the
     // proxy: each published post's bytes crossed it at least once.
-    for (const [platform, seen] of Object.entries(report.uploads)) {
-      const published = report.deliveries.filter((d) => d.platform === platform && d.state === 'published').length;
-      assert.ok(seen.forwarded + seen.faulted >= published, `${platform}: ${seen.forwarded + seen.faulted} upload requests through the proxy for ${published} published posts`);
+    for (const [target, seen] of Object.entries(report.uploads)) {
+      const published = report.deliveries.filter((d) => d.target === target && d.state === 'published').length;
+      assert.ok(seen.forwarded + seen.faulted >= published, `${target}: ${seen.forwarded + seen.faulted} upload requests through the proxy for ${published} published posts`);
     }
     if (options.faultRate > 0) {
       const faulted = Object.values(report.uploads).reduce((sum, seen) => sum + seen.faulted, 0);
       assert.ok(faulted > 0, 'the faults hit upload requests too');
     }
-    for (const platform of CHAOS_PLATFORMS) {
-      const mine = report.deliveries.filter((d) => d.platform === platform);
-      const remote = await world.remotePosts(platform);
+    for (const target of CHAOS_TARGETS) {
+      const mine = report.deliveries.filter((d) => d.target === target);
+      const remote = await world.remotePosts(target);
       const published = mine.filter((d) => d.state === 'published');
       // An unconfirmed delivery, or one parked for a re-link after an unanswered call, may have its post (it asks before posting again).
       const unconfirmed = mine.filter((d) => d.state === 'unconfirmed' || d.state === 'scheduled').length;
       // Our account on the simulator holds only this file's posts: earlier runs' plus this run's.
       const ids = new Set(remote);
-      assert.equal(ids.size, remote.length, `${platform}: no post id twice`);
+      assert.equal(ids.size, remote.length, `${target}: no post id twice`);
       const remoteIds = published.map((d) => d.remote_id);
-      assert.equal(new Set(remoteIds).size, remoteIds.length, `${platform}: two deliveries share a remote post`);
-      assert.ok(remote.length >= published.length + (expectedBefore.get(platform) ?? 0), `${platform}: every published delivery has its post (${remote.length} on the simulator)`);
-      assert.ok(remote.length <= published.length + unconfirmed + (expectedBefore.get(platform) ?? 0), `${platform}: ${remote.length} posts on the simulator for ${published.length} published deliveries: a post went out twice`);
-      expectedBefore.set(platform, remote.length);
+      assert.equal(new Set(remoteIds).size, remoteIds.length, `${target}: two deliveries share a remote post`);
+      assert.ok(remote.length >= published.length + (expectedBefore.get(target) ?? 0), `${target}: every published delivery has its post (${remote.length} on the simulator)`);
+      assert.ok(remote.length <= published.length + unconfirmed + (expectedBefore.get(target) ?? 0), `${target}: ${remote.length} posts on the simulator for ${published.length} published deliveries: a post went out twice`);
+      expectedBefore.set(target, remote.length);
     }
     // An unconfirmed delivery carries its alert in the events log (the chat alert is sent from it).
     const unconfirmed = report.deliveries.filter((d) => d.state === 'unconfirmed').map((d) => d.id);
