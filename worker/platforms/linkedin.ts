@@ -43,7 +43,7 @@ export interface LinkedInOptions {
    * its way there. Before this, "not found" decides nothing; after it, it means "never created".
    */
   indexGraceSeconds?: number;
-  /** Feed lookups for one unanswered create call before giving up as `unconfirmed`. */
+  /** Feed lookups that failed (not a rate limit) for one unanswered create call before giving up as `unconfirmed`. */
   maxLookups?: number;
   /** Pages of the author's posts read per lookup. */
   lookupPages?: number;
@@ -666,14 +666,17 @@ export function createLinkedInAdapter(overrides: LinkedInOptions = {}): Platform
     if (!hasScope(run.creds, read)) {
       return unconfirmed(sent, `the account did not grant ${read}, so Reelay cannot read its posts to check.`);
     }
-    const lookups = run.cp.lookups + 1;
-    await save(run, { lookups });
     let found: Lookup;
     try {
       found = await lookForPost(run, sent);
     } catch (error) {
       if (!(error instanceof PublishError)) throw error;
+      // Only a lookup that failed counts: a rate limit names its own time to ask again, and an
+      // expired token is refreshed by the worker (below); neither says anything about the post.
+      if (error.code === 'rate_limited') throw withOutcomeUnknown(error);
       if (error.code === 'auth' && error.retryable) throw withOutcomeUnknown(error);
+      const lookups = run.cp.lookups + 1;
+      await save(run, { lookups });
       if (error.retryable && lookups < options.maxLookups) throw withOutcomeUnknown(error);
       return unconfirmed(sent, `looking for it among the account's posts failed (${error.detail}).`);
     }
@@ -686,15 +689,13 @@ export function createLinkedInAdapter(overrides: LinkedInOptions = {}): Platform
     const waitedMs = run.deps.now() - Date.parse(sent.at);
     const graceMs = options.indexGraceSeconds * 1000;
     if (waitedMs < graceMs) {
-      if (lookups < options.maxLookups) {
-        throw new PublishError('unknown', `${LABEL} does not list the post yet; asking again once it has had time to.`, {
-          retryable: true,
-          outcomeUnknown: true,
-          retryAfterSeconds: Math.max(1, Math.ceil((graceMs - waitedMs) / 1000)),
-          detail: 'waiting for LinkedIn to list the post before deciding whether it went out',
-        });
-      }
-      return unconfirmed(sent, `the account's posts did not show it after ${lookups} lookups.`);
+      // Not listed yet decides nothing before the grace period ends; the next look, after it, does.
+      throw new PublishError('unknown', `${LABEL} does not list the post yet; asking again once it has had time to.`, {
+        retryable: true,
+        outcomeUnknown: true,
+        retryAfterSeconds: Math.max(1, Math.ceil((graceMs - waitedMs) / 1000)),
+        detail: 'waiting for LinkedIn to list the post before deciding whether it went out',
+      });
     }
     run.log.warn({ video: sent.video, waitedSeconds: Math.round(waitedMs / 1000) }, 'linkedin post not in the feed after the grace period; the create call never took effect');
     await save(run, { createSent: null, lookups: 0, recreated: true });
@@ -726,8 +727,11 @@ export function createLinkedInAdapter(overrides: LinkedInOptions = {}): Platform
       if (error.outcomeUnknown) {
         // Usually LinkedIn lists a new post at once: asking now often settles it within this attempt.
         if (hasScope(run.creds, scopesFor(sent.author).read)) {
-          const found = await lookForPost(run, sent).catch(() => null);
-          await save(run, { lookups: run.cp.lookups + 1 });
+          const found = await lookForPost(run, sent).catch(async (lookupError: unknown) => {
+            // A failed look counts toward maxLookups, as in resolveUnsure; a rate limit does not.
+            if (!(lookupError instanceof PublishError && lookupError.code === 'rate_limited')) await save(run, { lookups: run.cp.lookups + 1 });
+            return null;
+          });
           if (found?.kind === 'found') {
             run.log.info({ postUrn: found.urn }, 'linkedin create call got no answer but the post exists');
             await save(run, { postUrn: found.urn, createSent: null });

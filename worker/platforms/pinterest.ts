@@ -54,7 +54,7 @@ export interface PinterestOptions {
   checkAfterSeconds?: number;
   /** How long after an unanswered create call a Pin missing from the board may still be on its way. */
   indexGraceSeconds?: number;
-  /** Board lookups for one unanswered create call before giving up as `unconfirmed`. */
+  /** Board lookups that failed (not a rate limit) for one unanswered create call before giving up as `unconfirmed`. */
   maxLookups?: number;
   /** Board pages read per lookup. */
   lookupPages?: number;
@@ -513,14 +513,17 @@ export function createPinterestAdapter(overrides: PinterestOptions = {}): Platfo
   }
 
   async function resolveUnsure(run: Run, sent: CreateSent): Promise<PublishResult | typeof NOT_POSTED> {
-    const lookups = run.cp.lookups + 1;
-    await save(run, { lookups });
     let found: Lookup;
     try {
       found = await lookForPin(run, sent);
     } catch (error) {
       if (!(error instanceof PublishError)) throw error;
+      // Only a lookup that failed counts: a rate limit names its own time to ask again, and an
+      // expired token is refreshed by the worker (below); neither says anything about the post.
+      if (error.code === 'rate_limited') throw withOutcomeUnknown(error);
       if (error.code === 'auth' && error.retryable) throw withOutcomeUnknown(error);
+      const lookups = run.cp.lookups + 1;
+      await save(run, { lookups });
       if (error.retryable && lookups < options.maxLookups) throw withOutcomeUnknown(error);
       return unconfirmed(sent, `reading the board's Pins failed (${error.detail}).`);
     }
@@ -533,15 +536,13 @@ export function createPinterestAdapter(overrides: PinterestOptions = {}): Platfo
     const waitedMs = run.deps.now() - Date.parse(sent.at);
     const graceMs = options.indexGraceSeconds * 1000;
     if (waitedMs < graceMs) {
-      if (lookups < options.maxLookups) {
-        throw new PublishError('unknown', `${LABEL} does not list the Pin yet; asking again once it has had time to.`, {
-          retryable: true,
-          outcomeUnknown: true,
-          retryAfterSeconds: Math.max(1, Math.ceil((graceMs - waitedMs) / 1000)),
-          detail: 'waiting for Pinterest to list the Pin before deciding whether it went out',
-        });
-      }
-      return unconfirmed(sent, `the board did not show it after ${lookups} lookups.`);
+      // Not listed yet decides nothing before the grace period ends; the next look, after it, does.
+      throw new PublishError('unknown', `${LABEL} does not list the Pin yet; asking again once it has had time to.`, {
+        retryable: true,
+        outcomeUnknown: true,
+        retryAfterSeconds: Math.max(1, Math.ceil((graceMs - waitedMs) / 1000)),
+        detail: 'waiting for Pinterest to list the Pin before deciding whether it went out',
+      });
     }
     run.log.warn({ mediaId: sent.mediaId, waitedSeconds: Math.round(waitedMs / 1000) }, 'pinterest pin not on the board after the grace period; the create call never took effect');
     await save(run, { createSent: null, lookups: 0 });
@@ -577,8 +578,11 @@ export function createPinterestAdapter(overrides: PinterestOptions = {}): Platfo
       if (!(error instanceof PublishError)) throw error;
       if (error.outcomeUnknown) {
         // Pinterest usually lists a new Pin at once: asking now often settles it within this attempt.
-        const found = await lookForPin(run, sent).catch(() => null);
-        await save(run, { lookups: run.cp.lookups + 1 });
+        const found = await lookForPin(run, sent).catch(async (lookupError: unknown) => {
+          // A failed look counts toward maxLookups, as in resolveUnsure; a rate limit does not.
+          if (!(lookupError instanceof PublishError && lookupError.code === 'rate_limited')) await save(run, { lookups: run.cp.lookups + 1 });
+          return null;
+        });
         if (found?.kind === 'found') {
           run.log.info({ pinId: found.pinId }, 'pinterest create call got no answer but the pin exists');
           await save(run, { pinId: found.pinId, createSent: null });

@@ -55,7 +55,7 @@ export interface XOptions {
    * way there. Before this, "not found" decides nothing; after it, it means "never created".
    */
   indexGraceSeconds?: number;
-  /** Timeline lookups for one unanswered create call before giving up as `unconfirmed`. */
+  /** Timeline lookups that failed (not a rate limit) for one unanswered create call before giving up as `unconfirmed`. */
   maxLookups?: number;
   /** Timeline pages (100 posts each) read per lookup. */
   lookupPages?: number;
@@ -652,15 +652,17 @@ export function createXAdapter(overrides: XOptions = {}): PlatformAdapter {
    * again later while that can still settle it.
    */
   async function resolveUnsure(run: Run, sent: CreateSent): Promise<PublishResult | typeof NOT_POSTED> {
-    const lookups = run.cp.lookups + 1;
-    await save(run, { lookups });
     let found: Lookup;
     try {
       found = await lookForPost(run, sent);
     } catch (error) {
       if (!(error instanceof PublishError)) throw error;
-      // An expired token: the worker refreshes and this asks again.
+      // Only a lookup that failed counts: a rate limit names its own time to ask again, and an
+      // expired token is refreshed by the worker (below); neither says anything about the post.
+      if (error.code === 'rate_limited') throw withOutcomeUnknown(error);
       if (error.code === 'auth' && error.retryable) throw withOutcomeUnknown(error);
+      const lookups = run.cp.lookups + 1;
+      await save(run, { lookups });
       if (error.retryable && lookups < options.maxLookups) throw withOutcomeUnknown(error);
       return unconfirmed(sent, `looking for it on the account's timeline failed (${error.detail}).`);
     }
@@ -675,15 +677,13 @@ export function createXAdapter(overrides: XOptions = {}): PlatformAdapter {
     const waitedMs = run.deps.now() - Date.parse(sent.at);
     const graceMs = options.indexGraceSeconds * 1000;
     if (waitedMs < graceMs) {
-      if (lookups < options.maxLookups) {
-        throw new PublishError('unknown', `${LABEL} does not list the post yet; asking again once it has had time to.`, {
-          retryable: true,
-          outcomeUnknown: true,
-          retryAfterSeconds: Math.max(1, Math.ceil((graceMs - waitedMs) / 1000)),
-          detail: 'waiting for X to list the post before deciding whether it went out',
-        });
-      }
-      return unconfirmed(sent, `the account's timeline did not show it after ${lookups} lookups.`);
+      // Not listed yet decides nothing before the grace period ends; the next look, after it, does.
+      throw new PublishError('unknown', `${LABEL} does not list the post yet; asking again once it has had time to.`, {
+        retryable: true,
+        outcomeUnknown: true,
+        retryAfterSeconds: Math.max(1, Math.ceil((graceMs - waitedMs) / 1000)),
+        detail: 'waiting for X to list the post before deciding whether it went out',
+      });
     }
     run.log.warn({ mediaId: sent.mediaId, waitedSeconds: Math.round(waitedMs / 1000) }, 'x post not on the timeline after the grace period; the create call never took effect');
     await save(run, { createSent: null, lookups: 0, recreated: true });
@@ -707,8 +707,11 @@ export function createXAdapter(overrides: XOptions = {}): PlatformAdapter {
       if (!(error instanceof PublishError)) throw error;
       if (error.outcomeUnknown) {
         // Usually X lists a new post at once: asking now often settles it within this attempt.
-        const found = await lookForPost(run, sent).catch(() => null);
-        await save(run, { lookups: run.cp.lookups + 1 });
+        const found = await lookForPost(run, sent).catch(async (lookupError: unknown) => {
+          // A failed look counts toward maxLookups, as in resolveUnsure; a rate limit does not.
+          if (!(lookupError instanceof PublishError && lookupError.code === 'rate_limited')) await save(run, { lookups: run.cp.lookups + 1 });
+          return null;
+        });
         if (found?.kind === 'found') {
           run.log.info({ tweetId: found.tweetId }, 'x create call got no answer but the post exists');
           await save(run, { tweetId: found.tweetId, createSent: null });

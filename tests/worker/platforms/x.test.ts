@@ -642,6 +642,35 @@ test('a 503 from the create call (nothing committed) is outcome-unknown; after t
   });
 });
 
+test('rate-limited and not-yet-listed lookups do not use up the lookups: after the grace period the post is made, once', async () => {
+  const c = clock();
+  await withSim({ now: c.now, processing: 'none' }, async (sim) => {
+    const user = sim.addUser();
+    // The create never reached X; X then rate-limits the first two timeline reads after the quick one.
+    sim.fault({ route: 'create', kind: 'reset' });
+    sim.fault({ route: 'timeline', kind: 'rateLimit', skip: 2, times: 2, retryAfterSeconds: 5 });
+    const adapter = fast({ indexGraceSeconds: 60, maxLookups: 2 });
+    let input = makeInput(user);
+    const outcomes: string[] = [];
+    let result: PublishResult | null = null;
+    for (let attempt = 0; attempt < 6 && !result; attempt++) {
+      try {
+        result = await adapter.publish(input, makeDeps(sim, { now: c.now }));
+      } catch (error) {
+        assert.ok(error instanceof PublishError && error.outcomeUnknown && error.retryable, String(error));
+        outcomes.push(error.code);
+        input = resume(input);
+        c.advance(error.retryAfterSeconds !== undefined ? error.retryAfterSeconds * 1000 : 5_000);
+      }
+    }
+    assert.deepEqual(outcomes, ['unavailable', 'unknown', 'rate_limited', 'rate_limited']);
+    assert.equal(result?.status, 'published');
+    assert.equal(sim.posts.length, 1);
+    assert.equal(postId(result!), sim.posts[0]!.id);
+    assert.equal(sim.count('create'), 2);
+  });
+});
+
 test('when the timeline cannot be read the delivery is unconfirmed, never reposted', async () => {
   await withSim({ processing: 'none' }, async (sim) => {
     const user = sim.addUser();
