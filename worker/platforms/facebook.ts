@@ -314,6 +314,15 @@ function base(deps: PlatformDeps, name: 'graph' | 'rupload'): string {
   return url.replace(/\/+$/, '');
 }
 
+/**
+ * The upload URL from Meta's answer, on the configured rupload host: the Page token travels with
+ * the bytes, so it goes only where FACEBOOK_RUPLOAD_URL says, never to a host an answer names.
+ */
+function pinnedUploadUrl(deps: PlatformDeps, answered: string): string {
+  const url = new URL(answered);
+  return `${base(deps, 'rupload')}${url.pathname}${url.search}`;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The adapter
 
@@ -442,7 +451,7 @@ export function createFacebookAdapter(overrides: FacebookOptions = {}): Platform
     const body = await call<unknown>(run.deps, graphUrl(run.deps, `${run.creds.pageId}/video_reels`, {}), form({ upload_phase: 'start', access_token: run.token }), { safeToRepeat: true, repeatable: true });
     const parsed = z.object({ video_id: z.string().regex(/^\d+$/), upload_url: z.url() }).safeParse(body);
     if (!parsed.success) throw new PublishError('unknown', `${LABEL} answered video_reels start with an unexpected body.`, { retryable: true, detail: 'unexpected start answer' });
-    const video = { videoId: parsed.data.video_id, uploadUrl: parsed.data.upload_url, sha256: run.input.rendition.sha256, size: run.input.rendition.size };
+    const video = { videoId: parsed.data.video_id, uploadUrl: pinnedUploadUrl(run.deps, parsed.data.upload_url), sha256: run.input.rendition.sha256, size: run.input.rendition.size };
     await save(run, { video, uploaded: false, finishSentAt: null, finished: false });
     run.log.info({ videoId: video.videoId }, 'facebook reel started');
     return video;

@@ -18,6 +18,7 @@ import type { Checkpoint, Credentials, PlatformDeps, PublishInput, PublishResult
 import { createFacebookAdapter, facebook, facebookCredentialsSchema, mapFacebookError } from '../../../worker/platforms/facebook.ts';
 import { SIM_VERSION, startFacebookSim, type FacebookSim, type FacebookSimOptions, type SimPage } from '../../sim/facebook.ts';
 import { randomFile } from '../../support/files.ts';
+import { freePort } from '../../support/net.ts';
 
 const MiB = 1024 * 1024;
 const CLIENT = { clientId: 'meta-app', clientSecret: 'meta-secret' };
@@ -132,6 +133,18 @@ test('publish: start, checkpoint the video id, stream the bytes, finish once, pu
     assert.equal(firstSave.videoId, video.id, 'the video id is saved before the upload');
     const sentAt = input.saves.findIndex((s) => typeof s.finishSentAt === 'string');
     assert.ok(sentAt > 0 && input.saves.findIndex((s) => s.finished === true) > sentAt);
+  });
+});
+
+test('the bytes and the Page token go to the configured rupload host, whatever host the start answer names', async () => {
+  await withSim({}, async (sim) => {
+    // A port nothing listens on: a token sent there would be a token sent somewhere unintended.
+    sim.publicUrl = `http://127.0.0.1:${await freePort()}`;
+    const page = sim.addPage();
+    const result = await facebook.publish(makeInput(page), makeDeps(sim));
+    assert.equal(result.status, 'published');
+    assert.deepEqual(sim.requests.filter((r) => r.route === 'upload').map((r) => r.status), [200]);
+    assert.equal(sim.videos[0]!.sha256, small.sha256);
   });
 });
 
