@@ -5,10 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { BIN, until } from '../support/cli.ts';
+import { BIN, reelayEnv, until } from '../support/cli.ts';
 import { testContext, type TestContext } from '../support/context.ts';
 import { freePort } from '../support/net.ts';
 import { alive } from '../../core/embedded-postgres.ts';
@@ -31,19 +29,8 @@ async function workerPids(): Promise<number[]> {
 
 test('reelay start runs the worker as its own child process, starts it again when it dies, and stops it on SIGTERM', async () => {
   const port = await freePort();
-  const start = spawn(process.execPath, [BIN, 'start'], {
-    env: {
-      ...process.env,
-      DATABASE_URL: ctx.databaseUrl,
-      REELAY_SECRET_KEY: readFileSync(join(ctx.dir, 'data', 'secret.key'), 'utf8').trim(),
-      REELAY_DATA_DIR: join(ctx.dir, 'start-data'),
-      HTTP_HOST: '127.0.0.1',
-      HTTP_PORT: String(port),
-      WORKER_STOP_GRACE_SECONDS: '3',
-      LOG_LEVEL: 'silent',
-    },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const env = reelayEnv(ctx, 'start-data', { HTTP_HOST: '127.0.0.1', HTTP_PORT: String(port), WORKER_STOP_GRACE_SECONDS: '3' });
+  const start = spawn(process.execPath, [BIN, 'start'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   start.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
   const exited = new Promise<number | null>((resolve) => start.on('exit', (code) => resolve(code)));

@@ -17,18 +17,21 @@ export interface CliRun {
   stderr: string;
 }
 
+/** The environment a `reelay` child gets: the context's database and key, its own data dir, `extra` on top. */
+export function reelayEnv(ctx: TestContext, dataDir: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    DATABASE_URL: ctx.databaseUrl,
+    REELAY_SECRET_KEY: readFileSync(join(ctx.dir, 'data', 'secret.key'), 'utf8').trim(),
+    REELAY_DATA_DIR: join(ctx.dir, dataDir),
+    LOG_LEVEL: 'silent',
+    ...extra,
+  };
+}
+
 export function runReelay(ctx: TestContext, args: string[], env: Record<string, string> = {}): Promise<CliRun> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: {
-        ...process.env,
-        DATABASE_URL: ctx.databaseUrl,
-        REELAY_SECRET_KEY: readFileSync(join(ctx.dir, 'data', 'secret.key'), 'utf8').trim(),
-        REELAY_DATA_DIR: join(ctx.dir, 'cli-data'),
-        LOG_LEVEL: 'silent',
-        ...env,
-      },
-    });
+    const child = spawn(process.execPath, [BIN, ...args], { env: reelayEnv(ctx, 'cli-data', env) });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -48,17 +51,7 @@ export interface WorkerChild {
  * killed it. Every child is remembered in `children` until it exits, so `after` can reap it.
  */
 export function spawnReelayWorker(ctx: TestContext, children: Set<ChildProcess>, env: Record<string, string> = {}): WorkerChild {
-  const child = spawn(process.execPath, [BIN, 'worker'], {
-    env: {
-      ...process.env,
-      DATABASE_URL: ctx.databaseUrl,
-      REELAY_SECRET_KEY: readFileSync(join(ctx.dir, 'data', 'secret.key'), 'utf8').trim(),
-      REELAY_DATA_DIR: join(ctx.dir, 'worker-data'),
-      LOG_LEVEL: 'warn',
-      ...env,
-    },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawn(process.execPath, [BIN, 'worker'], { env: reelayEnv(ctx, 'worker-data', { LOG_LEVEL: 'warn', ...env }), stdio: ['ignore', 'ignore', 'pipe'] });
   children.add(child);
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
