@@ -87,16 +87,21 @@ export function superviseWorker(log: Logger, graceSeconds: number): { stop(): Pr
     const current = spawn(process.execPath, [...process.execArgv, script, 'worker'], { stdio: 'inherit' });
     child = current;
     exited = new Promise((resolve) => {
-      current.once('exit', (code, signal) => {
+      let over = false;
+      // A spawn that fails emits 'error' and may never emit 'exit': either one ends this child.
+      const ended = (how: Record<string, unknown>) => {
+        if (over) return;
+        over = true;
         child = null;
         resolve();
         if (stopping) return;
         wait = Date.now() - started > STEADY_MS ? RESTART_MIN_MS : Math.min(RESTART_MAX_MS, wait * 2);
-        log.error({ component: 'worker-child', code, signal, restartInMs: wait }, 'the worker process exited; starting it again');
+        log.error({ component: 'worker-child', ...how, restartInMs: wait }, 'the worker process ended; starting it again');
         timer = setTimeout(launch, wait);
-      });
+      };
+      current.once('exit', (code, signal) => ended({ code, signal }));
+      current.once('error', (error) => ended({ err: error }));
     });
-    current.once('error', (error) => log.error({ component: 'worker-child', err: error }, 'could not start the worker process'));
   };
   launch();
   log.info({ component: 'worker-child' }, 'worker running as a child process');
