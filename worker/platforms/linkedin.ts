@@ -22,6 +22,7 @@ import type { Checkpoint, Credentials, PlatformAdapter, PlatformDeps, PublishInp
 import { PLATFORM_SPECS } from '../../core/platforms.ts';
 import { json, requestJson, retryAfterSeconds, streamBody } from './http.ts';
 import type { HttpRequest, MapError, RequestOptions } from './http.ts';
+import { countsAsFailedLookup, failedLookup } from './lookups.ts';
 
 const SPEC = PLATFORM_SPECS.linkedin;
 const LABEL = SPEC.label;
@@ -671,13 +672,7 @@ export function createLinkedInAdapter(overrides: LinkedInOptions = {}): Platform
       found = await lookForPost(run, sent);
     } catch (error) {
       if (!(error instanceof PublishError)) throw error;
-      // Only a lookup that failed counts: a rate limit names its own time to ask again, and an
-      // expired token is refreshed by the worker (below); neither says anything about the post.
-      if (error.code === 'rate_limited') throw withOutcomeUnknown(error);
-      if (error.code === 'auth' && error.retryable) throw withOutcomeUnknown(error);
-      const lookups = run.cp.lookups + 1;
-      await save(run, { lookups });
-      if (error.retryable && lookups < options.maxLookups) throw withOutcomeUnknown(error);
+      await failedLookup(error, run.cp.lookups, options.maxLookups, (lookups) => save(run, { lookups }));
       return unconfirmed(sent, `looking for it among the account's posts failed (${error.detail}).`);
     }
     if (found.kind === 'found') {
@@ -728,8 +723,7 @@ export function createLinkedInAdapter(overrides: LinkedInOptions = {}): Platform
         // Usually LinkedIn lists a new post at once: asking now often settles it within this attempt.
         if (hasScope(run.creds, scopesFor(sent.author).read)) {
           const found = await lookForPost(run, sent).catch(async (lookupError: unknown) => {
-            // A failed look counts toward maxLookups, as in resolveUnsure; a rate limit does not.
-            if (!(lookupError instanceof PublishError && lookupError.code === 'rate_limited')) await save(run, { lookups: run.cp.lookups + 1 });
+            if (countsAsFailedLookup(lookupError)) await save(run, { lookups: run.cp.lookups + 1 });
             return null;
           });
           if (found?.kind === 'found') {
